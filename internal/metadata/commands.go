@@ -1,0 +1,200 @@
+package metadata
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Commands are the entries of the Raft log. The encoding is part of the
+// on-disk format: JSON, one envelope per entry with a version and a type,
+// bodies decoded by type. Add fields with omitempty and new types freely;
+// never change the meaning of an existing field. Bump commandVersion only
+// for an incompatible change, and keep decoding the old version.
+const commandVersion = 1
+
+// Command types (frozen: they are stored in the Raft log).
+const (
+	cmdInitCluster       = "init_cluster"
+	cmdRegisterBroker    = "register_broker"
+	cmdCreateTopic       = "create_topic"
+	cmdDeleteTopic       = "delete_topic"
+	cmdCreatePartitions  = "create_partitions"
+	cmdAlterTopicConfigs = "alter_topic_configs"
+	cmdSetBrokerConfigs  = "set_broker_configs"
+)
+
+// ErrUnknownCommand marks a log entry this version cannot decode. The FSM
+// leaves its state unchanged for such an entry (every node of the same
+// version does the same); mixed-version clusters need a feature level first.
+var ErrUnknownCommand = errors.New("metadata: unknown command")
+
+type envelope struct {
+	V    int             `json:"v"`
+	Type string          `json:"type"`
+	Body json.RawMessage `json:"body"`
+}
+
+// initClusterCmd sets the cluster id once; later ones are ignored.
+type initClusterCmd struct {
+	ClusterID string `json:"cluster_id"`
+}
+
+// registerBrokerCmd adds or updates a broker. Its epoch becomes the log
+// index of the entry (Kafka's broker epoch is its registration offset).
+type registerBrokerCmd struct {
+	NodeID int32  `json:"node_id"`
+	Host   string `json:"host"`
+	Port   int32  `json:"port"`
+	Rack   string `json:"rack,omitempty"`
+}
+
+// createTopicCmd carries everything decided outside the FSM: the random
+// topic id and the replica placement.
+type createTopicCmd struct {
+	Name     string            `json:"name"`
+	ID       uuid              `json:"id"`
+	Internal bool              `json:"internal,omitempty"`
+	Replicas [][]int32         `json:"replicas"`
+	Configs  map[string]string `json:"configs,omitempty"`
+}
+
+type deleteTopicCmd struct {
+	Name string `json:"name"`
+	ID   uuid   `json:"id"` // guards against deleting a topic re-created meanwhile
+}
+
+// createPartitionsCmd appends partitions; Replicas are the new ones only.
+type createPartitionsCmd struct {
+	Name     string    `json:"name"`
+	ID       uuid      `json:"id"`
+	Total    int32     `json:"total"`
+	Replicas [][]int32 `json:"replicas"`
+}
+
+// alterTopicConfigsCmd carries the operations, not the result, so that two
+// concurrent alterations compose; the FSM validates the result.
+type alterTopicConfigsCmd struct {
+	Name    string     `json:"name"`
+	Ops     []configOp `json:"ops"`
+	Replace bool       `json:"replace,omitempty"`
+}
+
+type setBrokerConfigsCmd struct {
+	Ops     []configOp `json:"ops"`
+	Replace bool       `json:"replace,omitempty"`
+}
+
+type configOp struct {
+	Name  string  `json:"name"`
+	Op    int8    `json:"op"`
+	Value *string `json:"value,omitempty"`
+}
+
+func toConfigOps(ops []ConfigOp) []configOp {
+	out := make([]configOp, len(ops))
+	for i, o := range ops {
+		out[i] = configOp(o)
+	}
+	return out
+}
+
+func fromConfigOps(ops []configOp) []ConfigOp {
+	out := make([]ConfigOp, len(ops))
+	for i, o := range ops {
+		out[i] = ConfigOp(o)
+	}
+	return out
+}
+
+func commandType(body any) string {
+	switch body.(type) {
+	case *initClusterCmd:
+		return cmdInitCluster
+	case *registerBrokerCmd:
+		return cmdRegisterBroker
+	case *createTopicCmd:
+		return cmdCreateTopic
+	case *deleteTopicCmd:
+		return cmdDeleteTopic
+	case *createPartitionsCmd:
+		return cmdCreatePartitions
+	case *alterTopicConfigsCmd:
+		return cmdAlterTopicConfigs
+	case *setBrokerConfigsCmd:
+		return cmdSetBrokerConfigs
+	}
+	panic(fmt.Sprintf("metadata: no command type for %T", body))
+}
+
+// encodeCommand encodes one command body (a pointer to a *Cmd struct).
+func encodeCommand(body any) ([]byte, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: encode %T: %w", body, err)
+	}
+	return json.Marshal(envelope{V: commandVersion, Type: commandType(body), Body: b})
+}
+
+// decodeCommand returns a pointer to the decoded body.
+func decodeCommand(data []byte) (any, error) {
+	var env envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnknownCommand, err)
+	}
+	if env.V != commandVersion {
+		return nil, fmt.Errorf("%w: version %d", ErrUnknownCommand, env.V)
+	}
+	var body any
+	switch env.Type {
+	case cmdInitCluster:
+		body = new(initClusterCmd)
+	case cmdRegisterBroker:
+		body = new(registerBrokerCmd)
+	case cmdCreateTopic:
+		body = new(createTopicCmd)
+	case cmdDeleteTopic:
+		body = new(deleteTopicCmd)
+	case cmdCreatePartitions:
+		body = new(createPartitionsCmd)
+	case cmdAlterTopicConfigs:
+		body = new(alterTopicConfigsCmd)
+	case cmdSetBrokerConfigs:
+		body = new(setBrokerConfigsCmd)
+	default:
+		return nil, fmt.Errorf("%w: type %q", ErrUnknownCommand, env.Type)
+	}
+	if err := json.Unmarshal(env.Body, body); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnknownCommand, env.Type, err)
+	}
+	return body, nil
+}
+
+// uuid is a topic id in the log and snapshots, encoded as Kafka prints
+// topic ids: URL-safe base64 without padding.
+type uuid [16]byte
+
+func (u uuid) MarshalText() ([]byte, error) {
+	return []byte(base64.RawURLEncoding.EncodeToString(u[:])), nil
+}
+
+func (u *uuid) UnmarshalText(b []byte) error {
+	if base64.RawURLEncoding.DecodedLen(len(b)) != len(u) {
+		return fmt.Errorf("metadata: bad uuid %q", b)
+	}
+	n, err := base64.RawURLEncoding.Decode(u[:], b)
+	if err != nil {
+		return fmt.Errorf("metadata: bad uuid %q: %w", b, err)
+	}
+	if n != len(u) {
+		return fmt.Errorf("metadata: bad uuid %q: %d bytes", b, n)
+	}
+	return nil
+}
+
+// FormatTopicID renders a topic id as Kafka does (URL-safe base64, no
+// padding), e.g. for logs and the admin CLI.
+func FormatTopicID(id [16]byte) string {
+	return base64.RawURLEncoding.EncodeToString(id[:])
+}
