@@ -1,0 +1,39 @@
+# Sluice build and test targets. `make test` is the whole suite (what CI runs).
+GO ?= go
+
+.PHONY: build test testrace unit compat lint fuzz bench clean
+
+build:
+	$(GO) build -o sluice ./cmd/sluice
+
+# The whole suite: every Go test with the race detector, then the real-client
+# compatibility scripts.
+test: testrace compat
+
+testrace:
+	$(GO) test -race -timeout 20m ./...
+
+unit:
+	$(GO) test ./...
+
+compat:
+	./scripts/kcat-test.sh
+
+lint:
+	@test -z "$$(gofmt -l .)" || (echo "gofmt needed:"; gofmt -l .; exit 1)
+	$(GO) vet ./...
+
+# Short runs of every fuzz target (FUZZTIME per target).
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+clean:
+	rm -f sluice

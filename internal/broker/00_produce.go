@@ -1,0 +1,147 @@
+package broker
+
+// Produce: v3-13
+//
+// Behavior:
+//   - Record batches (magic v2) are appended as they came: the storage
+//     engine validates the header and CRC, rewrites baseOffset (and
+//     maxTimestamp for LogAppendTime) and writes the bytes; nothing is
+//     decompressed.
+//   - acks=0: no response. acks=1: answered after the local append.
+//     acks=-1 (all): answered once the batch is durable (group-commit
+//     fdatasync) unless the topic uses write caching (Kafka's page-cache
+//     model: flush.messages / flush.ms / write.caching=true), in which case
+//     after the append as Kafka's single replica would. TimeoutMillis bounds
+//     the wait (REQUEST_TIMED_OUT).
+//   - Other acks values: INVALID_REQUIRED_ACKS. Unknown topic or partition:
+//     UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID for v13 topic ids).
+//     Bad batches: CORRUPT_MESSAGE, INVALID_RECORD, MESSAGE_TOO_LARGE, with
+//     the error message (v8+).
+//   - Each append wakes the long-poll fetches parked on its partition.
+//
+// Version notes:
+//   - v3: record batches and transactional id; v5: LogStartOffset
+//   - v8: ErrorRecords / ErrorMessage; v9: flexible
+//   - v10+: CurrentLeader tag on NOT_LEADER (KIP-951); v13: topic ids
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(0, 3, 13, (*Broker).handleProduce) }
+
+// produceWait is an acks=all partition append waiting to become durable;
+// ti and pi locate its response slot.
+type produceWait struct {
+	part   *partition
+	last   int64
+	ti, pi int
+}
+
+func (b *Broker) handleProduce(r *request, req *kmsg.ProduceRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	badAcks := req.Acks != 0 && req.Acks != 1 && req.Acks != -1
+	var waits []produceWait
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		name, idErr := b.resolveTopic(req.Version >= 13, rt.Topic, rt.TopicID)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+			fail := func(err error) {
+				sp.ErrorCode = errCode(err)
+				if req.Version >= 8 && sp.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+					sp.ErrorMessage = errMessage(err)
+				}
+			}
+			switch {
+			case badAcks:
+				fail(kerr.InvalidRequiredAcks)
+			case idErr != nil:
+				fail(idErr)
+			default:
+				p, ok := b.parts.get(name, rp.Partition)
+				if !ok {
+					fail(b.missingPartitionErr(name, rp.Partition))
+					break
+				}
+				res, err := p.log.Append(rp.Records)
+				b.metrics.bytesIn.Add(float64(len(rp.Records)))
+				if err != nil {
+					b.logger.Debug("produce refused", "topic", name, "partition", rp.Partition, "err", err)
+					fail(err)
+					break
+				}
+				p.wake()
+				sp.BaseOffset = res.FirstOffset
+				sp.LogAppendTime = res.LogAppendTime
+				sp.LogStartOffset = res.LogStartOffset
+				b.metrics.recordsIn.Add(float64(res.NumRecords))
+				if req.Acks == -1 && !p.writeCaching.Load() {
+					waits = append(waits, produceWait{part: p, last: res.LastOffset, ti: len(resp.Topics), pi: len(st.Partitions)})
+				}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if req.Acks == 0 {
+		return nil
+	}
+	if len(waits) == 0 {
+		return resp
+	}
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	r.later(func(ctx context.Context) kmsg.Response {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		for _, w := range waits {
+			err := w.part.log.WaitDurable(ctx, w.last)
+			if err == nil {
+				continue
+			}
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				err = kerr.RequestTimedOut
+			}
+			sp := &resp.Topics[w.ti].Partitions[w.pi]
+			sp.ErrorCode = errCode(err)
+			if req.Version >= 8 {
+				sp.ErrorMessage = errMessage(err)
+			}
+		}
+		return resp
+	})
+	return nil
+}
+
+// resolveTopic returns the topic name for a request that names it either
+// by name or (byID) by topic id.
+func (b *Broker) resolveTopic(byID bool, name string, id [16]byte) (string, error) {
+	if !byID {
+		return name, nil
+	}
+	t, ok := b.meta.TopicByID(id)
+	if !ok {
+		return "", kerr.UnknownTopicID
+	}
+	return t.Name, nil
+}
+
+// missingPartitionErr explains why a partition is not served here.
+func (b *Broker) missingPartitionErr(topic string, part int32) error {
+	if err := b.parts.openErr(topic, part); err != nil {
+		return errors.Join(kerr.KafkaStorageError, err)
+	}
+	t, ok := b.meta.Topic(topic)
+	if !ok || part < 0 || int(part) >= len(t.Partitions) {
+		return kerr.UnknownTopicOrPartition
+	}
+	return kerr.NotLeaderForPartition
+}

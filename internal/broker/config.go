@@ -1,0 +1,244 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/sluice-io/sluice/internal/metadata"
+)
+
+// Config configures a Broker. The zero value of every field means "use the
+// default"; Settings carries every Kafka-named broker setting.
+type Config struct {
+	// NodeID is node.id; default 1.
+	NodeID int32
+	// Listen is the Kafka listener address; default "localhost:9092".
+	// Use "127.0.0.1:0" for a random port.
+	Listen string
+	// Advertise is the host:port clients are told to connect to; default
+	// the listener's actual address.
+	Advertise string
+	// AdminListen is the admin HTTP listener (Prometheus metrics, /healthz,
+	// pprof); "" disables it.
+	AdminListen string
+	// DataDir holds partition logs and the metadata quorum; default "./sluice-data".
+	DataDir string
+	// Settings holds Kafka-named broker settings (num.partitions,
+	// auto.create.topics.enable, log.retention.ms, message.max.bytes, ...).
+	// Unknown keys are errors; see BrokerSettings for the table.
+	Settings map[string]string
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// ForceCopy disables sendfile for fetch responses (the copy path used
+	// for TLS); for benchmarks and tests.
+	ForceCopy bool
+}
+
+// settings is the typed view of Config.Settings.
+type settings struct {
+	numPartitions        int32
+	replicationFactor    int16
+	autoCreateTopics     bool
+	maxRequestSize       int32
+	maxConnections       int
+	idleTimeout          time.Duration
+	retentionCheck       time.Duration
+	cleanerBackoff       time.Duration
+	flushCheck           time.Duration
+	fetchSessionSlots    int
+	fetchSessionEviction time.Duration
+	fetchMaxBytes        int32
+	deleteTopicEnable    bool
+	// topicDefaults maps topic config name -> broker-level default value,
+	// for topic configs whose BrokerKey is set in Settings.
+	topicDefaults map[string]string
+}
+
+// SettingDef is one broker setting of the table.
+type SettingDef struct {
+	Name     string
+	Type     metadata.ConfigType
+	Default  string
+	Doc      string
+	Validate func(string) error
+	// Topic names the topic config this setting supplies the default for.
+	Topic string
+}
+
+// brokerOnlySettings are broker settings that are not defaults of a topic
+// config (those come from metadata.TopicConfigs' BrokerKey).
+var brokerOnlySettings = []SettingDef{
+	{Name: "num.partitions", Type: metadata.TypeInt, Default: "1", Doc: "Partitions of an auto-created topic or a CreateTopics request with -1.", Validate: intRange(1, 1<<20)},
+	{Name: "default.replication.factor", Type: metadata.TypeInt, Default: "1", Doc: "Replication factor of auto-created topics and CreateTopics requests with -1.", Validate: intRange(1, 32767)},
+	{Name: "auto.create.topics.enable", Type: metadata.TypeBoolean, Default: "true", Doc: "Create a topic when a producer or Metadata request names one that does not exist.", Validate: isBool},
+	{Name: "delete.topic.enable", Type: metadata.TypeBoolean, Default: "true", Doc: "Allow DeleteTopics.", Validate: isBool},
+	{Name: "socket.request.max.bytes", Type: metadata.TypeInt, Default: strconv.Itoa(100 << 20), Doc: "Largest request frame accepted; larger ones close the connection before any allocation.", Validate: intRange(1024, 1<<31-1)},
+	{Name: "max.connections", Type: metadata.TypeInt, Default: "100000", Doc: "Connections accepted at once; more are closed on accept.", Validate: intRange(1, 1<<31-1)},
+	{Name: "connections.max.idle.ms", Type: metadata.TypeLong, Default: "600000", Doc: "Idle connections are closed after this long.", Validate: intRange(1, 1<<62)},
+	{Name: "log.retention.check.interval.ms", Type: metadata.TypeLong, Default: "300000", Doc: "How often retention is enforced.", Validate: intRange(1, 1<<62)},
+	{Name: "log.cleaner.backoff.ms", Type: metadata.TypeLong, Default: "15000", Doc: "Sleep of the log cleaner when there is nothing to clean.", Validate: intRange(0, 1<<62)},
+	{Name: "log.flush.scheduler.interval.ms", Type: metadata.TypeLong, Default: "1000", Doc: "How often flush.ms is checked for page-cache topics.", Validate: intRange(1, 1<<62)},
+	{Name: "max.incremental.fetch.session.cache.slots", Type: metadata.TypeInt, Default: "1000", Doc: "Incremental fetch sessions kept (KIP-227).", Validate: intRange(0, 1<<31-1)},
+	{Name: "fetch.max.bytes", Type: metadata.TypeInt, Default: strconv.Itoa(55 << 20), Doc: "Upper bound on the bytes of one fetch response.", Validate: intRange(1024, 1<<31-1)},
+}
+
+// BrokerSettings is the table of every broker setting Sluice accepts:
+// broker-only settings plus the broker defaults of topic configs.
+func BrokerSettings() []SettingDef {
+	defs := append([]SettingDef(nil), brokerOnlySettings...)
+	for _, td := range metadata.TopicConfigs() {
+		if td.BrokerKey == "" {
+			continue
+		}
+		defs = append(defs, SettingDef{Name: td.BrokerKey, Type: td.Type, Default: td.Default, Doc: td.Doc, Validate: td.Validate, Topic: td.Name})
+	}
+	return defs
+}
+
+// withDefaults returns a copy of cfg with defaults filled in.
+func (cfg Config) withDefaults() Config {
+	if cfg.NodeID == 0 {
+		cfg.NodeID = 1
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "localhost:9092"
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "sluice-data"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg
+}
+
+// Validate checks the config, including every setting against the table.
+func (cfg Config) Validate() error {
+	_, err := cfg.withDefaults().settings()
+	if err != nil {
+		return err
+	}
+	if cfg.NodeID < 0 {
+		return fmt.Errorf("broker: node.id %d must not be negative", cfg.NodeID)
+	}
+	if cfg.Advertise != "" {
+		if _, _, err := net.SplitHostPort(cfg.Advertise); err != nil {
+			return fmt.Errorf("broker: advertise %q: %w", cfg.Advertise, err)
+		}
+	}
+	return nil
+}
+
+// settings parses Settings through the table.
+func (cfg Config) settings() (settings, error) {
+	defs := map[string]SettingDef{}
+	for _, d := range BrokerSettings() {
+		defs[d.Name] = d
+	}
+	// Kafka accepts log.retention.hours/minutes and log.roll.hours as
+	// coarser spellings; translate them to the ms keys.
+	raw := map[string]string{}
+	for k, v := range cfg.Settings {
+		raw[k] = v
+	}
+	for _, alias := range []struct {
+		from, to string
+		mult     int64
+	}{
+		{"log.retention.hours", "log.retention.ms", 3600_000},
+		{"log.retention.minutes", "log.retention.ms", 60_000},
+		{"log.roll.hours", "log.roll.ms", 3600_000},
+	} {
+		v, ok := raw[alias.from]
+		if !ok {
+			continue
+		}
+		delete(raw, alias.from)
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return settings{}, fmt.Errorf("broker: setting %s=%q: not an integer", alias.from, v)
+		}
+		if _, set := raw[alias.to]; !set {
+			if n > 0 {
+				n *= alias.mult
+			}
+			raw[alias.to] = strconv.FormatInt(n, 10)
+		}
+	}
+	var errs []error
+	for k, v := range raw {
+		d, ok := defs[k]
+		if !ok {
+			errs = append(errs, fmt.Errorf("broker: unknown setting %q", k))
+			continue
+		}
+		if d.Validate != nil {
+			if err := d.Validate(v); err != nil {
+				errs = append(errs, fmt.Errorf("broker: setting %s=%q: %w", k, v, err))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return settings{}, errors.Join(errs...)
+	}
+	get := func(name string) string {
+		if v, ok := raw[name]; ok {
+			return v
+		}
+		return defs[name].Default
+	}
+	i64 := func(name string) int64 {
+		n, _ := strconv.ParseInt(get(name), 10, 64) // validated above
+		return n
+	}
+	ms := func(name string) time.Duration { return time.Duration(i64(name)) * time.Millisecond }
+	s := settings{
+		numPartitions:        int32(i64("num.partitions")),
+		replicationFactor:    int16(i64("default.replication.factor")),
+		autoCreateTopics:     get("auto.create.topics.enable") == "true",
+		deleteTopicEnable:    get("delete.topic.enable") == "true",
+		maxRequestSize:       int32(i64("socket.request.max.bytes")),
+		maxConnections:       int(i64("max.connections")),
+		idleTimeout:          ms("connections.max.idle.ms"),
+		retentionCheck:       ms("log.retention.check.interval.ms"),
+		cleanerBackoff:       ms("log.cleaner.backoff.ms"),
+		flushCheck:           ms("log.flush.scheduler.interval.ms"),
+		fetchSessionSlots:    int(i64("max.incremental.fetch.session.cache.slots")),
+		fetchSessionEviction: 2 * time.Minute,
+		fetchMaxBytes:        int32(i64("fetch.max.bytes")),
+		topicDefaults:        map[string]string{},
+	}
+	for _, d := range BrokerSettings() {
+		if d.Topic == "" {
+			continue
+		}
+		if v, ok := raw[d.Name]; ok {
+			s.topicDefaults[d.Topic] = v
+		}
+	}
+	return s, nil
+}
+
+func isBool(v string) error {
+	if v != "true" && v != "false" {
+		return errors.New("must be true or false")
+	}
+	return nil
+}
+
+func intRange(lo, hi int64) func(string) error {
+	return func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return errors.New("not an integer")
+		}
+		if n < lo || n > hi {
+			return fmt.Errorf("must be in [%d, %d]", lo, hi)
+		}
+		return nil
+	}
+}

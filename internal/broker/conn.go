@@ -1,0 +1,368 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"reflect"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-io/sluice/internal/protocol"
+)
+
+var syscallEMFILE = syscall.EMFILE
+
+const (
+	produceKey = 0
+	fetchKey   = 1
+)
+
+// maxInFlight bounds the requests of one connection that have been handled
+// but not yet answered (pipelining). When full, the connection stops reading:
+// backpressure instead of an unbounded queue.
+const maxInFlight = 64
+
+// conn serves one client connection. A reader goroutine decodes requests and
+// runs their handlers in arrival order; a writer goroutine sends responses in
+// the same order, waiting for deferred ones (acks=all produce, long-poll
+// fetch) without holding up the handling of the requests behind them.
+type conn struct {
+	b      *Broker
+	nc     net.Conn
+	logger *slog.Logger
+
+	out       chan *pending
+	closeOnce sync.Once
+	wg        sync.WaitGroup // the writer and deferred-response goroutines
+	// readStop is closed to ask the reader to stop after the current frame.
+	readStop     chan struct{}
+	readStopOnce sync.Once
+}
+
+// pending is one request's response slot in the connection's ordered queue.
+type pending struct {
+	hdr   protocol.Header
+	start time.Time
+	api   string
+	msg   *protocol.Message
+	// ready is closed when msg is set; nil when msg was set at once.
+	ready chan struct{}
+	// none marks a request that gets no response (acks=0 produce).
+	none bool
+	// fail, when set on a deferred response, closes the connection.
+	fail error
+}
+
+func newConn(b *Broker, nc net.Conn) *conn {
+	return &conn{
+		b:        b,
+		nc:       nc,
+		logger:   b.logger.With("remote", nc.RemoteAddr().String()),
+		out:      make(chan *pending, maxInFlight),
+		readStop: make(chan struct{}),
+	}
+}
+
+func (c *conn) stopReading() {
+	c.readStopOnce.Do(func() {
+		close(c.readStop)
+		// Wake a reader blocked waiting for the next frame.
+		_ = c.nc.SetReadDeadline(time.Now())
+	})
+}
+
+func (c *conn) close() { c.closeOnce.Do(func() { _ = c.nc.Close() }) }
+
+func (c *conn) serve(ctx context.Context) {
+	c.b.metrics.connections.Inc()
+	defer c.b.metrics.connections.Dec()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.writeLoop(ctx)
+		// If the writer stops (write error), stop the reader too.
+		c.close()
+	}()
+	err := c.readLoop(ctx)
+	close(c.out)
+	if err != nil {
+		c.logger.Debug("connection closing", "err", err)
+	}
+	c.wg.Wait()
+	c.close()
+}
+
+func (c *conn) readLoop(ctx context.Context) error {
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	var buf []byte
+	for {
+		select {
+		case <-c.readStop:
+			return nil
+		default:
+		}
+		if err := c.nc.SetReadDeadline(time.Now().Add(c.b.set.idleTimeout)); err != nil {
+			return err
+		}
+		frame, err := protocol.ReadFrame(br, c.b.set.maxRequestSize, buf)
+		if err != nil {
+			switch {
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+				return nil
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				select {
+				case <-c.readStop:
+					return nil
+				default:
+				}
+				c.logger.Info("closing idle connection", "connections.max.idle.ms", c.b.set.idleTimeout.Milliseconds())
+				return err
+			case errors.Is(err, protocol.ErrFrameTooLarge), errors.Is(err, protocol.ErrBadFrameSize):
+				c.b.metrics.badFrames.Inc()
+				c.logger.Warn("closing connection: bad request frame", "err", err)
+				return err
+			}
+			return err
+		}
+		p, key, err := c.handleFrame(ctx, frame)
+		// Decoded requests alias the frame's bytes. Produce and Fetch
+		// handlers are done with them when they return (records are
+		// appended synchronously; deferred work keeps no request bytes), so
+		// their small frames are reused; any other request keeps its own.
+		if (key == produceKey || key == fetchKey) && cap(frame) <= 1<<20 {
+			buf = frame[:0]
+		} else {
+			buf = nil
+		}
+		if err != nil {
+			c.b.metrics.badFrames.Inc()
+			c.logger.Warn("closing connection: bad request", "err", err)
+			return err
+		}
+		select {
+		case c.out <- p:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// handleFrame decodes one request and runs its handler. An error closes the
+// connection.
+func (c *conn) handleFrame(ctx context.Context, frame []byte) (p *pending, key int16, err error) {
+	hdr, body, err := protocol.ParseHeader(frame)
+	if err != nil {
+		return nil, -1, fmt.Errorf("request header: %w", err)
+	}
+	key = hdr.Key
+	h, ok := handlers[hdr.Key]
+	if !ok {
+		return nil, key, fmt.Errorf("api key %d (version %d) is not supported", hdr.Key, hdr.Version)
+	}
+	p = &pending{hdr: hdr, start: time.Now(), api: h.name}
+	if hdr.Version < h.min || hdr.Version > h.max {
+		if hdr.Key == apiVersionsKey {
+			p.msg = protocol.AppendResponse(hdr, apiVersionsUnsupported(hdr.Version))
+			return p, key, nil
+		}
+		resp, ok := unsupportedVersionResponse(hdr)
+		if !ok {
+			return nil, key, fmt.Errorf("%s version %d is not supported (supported %d-%d)", h.name, hdr.Version, h.min, h.max)
+		}
+		c.logger.Info("unsupported request version", "api", h.name, "version", hdr.Version, "min", h.min, "max", h.max)
+		p.msg = protocol.AppendResponse(hdr, resp)
+		return p, key, nil
+	}
+	req, err := protocol.DecodeBody(hdr, body)
+	if err != nil {
+		return nil, key, fmt.Errorf("%s v%d body: %w", h.name, hdr.Version, err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			c.b.metrics.panics.Inc()
+			c.logger.Error("panic while handling request; closing connection", "api", h.name, "version", hdr.Version, "panic", r, "stack", string(debug.Stack()))
+			p, err = nil, fmt.Errorf("panic in %s handler: %v", h.name, r)
+		}
+	}()
+	r := &request{ctx: ctx, c: c, hdr: hdr, p: p}
+	resp := h.fn(c.b, r, req)
+	switch {
+	case r.deferred:
+	case resp == nil:
+		p.none = true
+	default:
+		p.msg = protocol.AppendResponse(hdr, resp)
+	}
+	return p, key, nil
+}
+
+func (c *conn) writeLoop(ctx context.Context) {
+	for p := range c.out {
+		if p.ready != nil {
+			select {
+			case <-p.ready:
+			case <-ctx.Done():
+				c.drain()
+				return
+			}
+		}
+		if p.fail != nil {
+			c.logger.Warn("closing connection", "api", p.api, "err", p.fail)
+			c.close()
+			c.drain()
+			return
+		}
+		c.b.metrics.observe(p)
+		if p.none {
+			continue
+		}
+		err := c.b.sender.Send(c.nc, p.msg)
+		c.b.metrics.bytesOut.Add(float64(p.msg.Len()))
+		p.msg.Release()
+		if err != nil {
+			c.logger.Debug("write failed; closing connection", "err", err)
+			c.close()
+			c.drain()
+			return
+		}
+	}
+}
+
+// drain consumes the queue after the writer gave up, so the reader never
+// blocks on a full queue of a dead connection.
+func (c *conn) drain() {
+	for p := range c.out {
+		if p.ready != nil {
+			<-p.ready
+		}
+		p.msg.Release()
+	}
+}
+
+// request is one request being handled.
+type request struct {
+	ctx      context.Context
+	c        *conn
+	hdr      protocol.Header
+	p        *pending
+	deferred bool
+}
+
+// later answers the request from fn, run in a goroutine owned by the
+// connection; the responses behind it are handled meanwhile but sent after
+// it. fn returns nil for no response.
+func (r *request) later(fn func(ctx context.Context) kmsg.Response) {
+	r.deferMsg(func(ctx context.Context) *protocol.Message {
+		resp := fn(ctx)
+		if resp == nil {
+			return nil
+		}
+		return protocol.AppendResponse(r.hdr, resp)
+	})
+}
+
+// deferMsg is later for handlers that build the serialized message
+// themselves (Fetch).
+func (r *request) deferMsg(fn func(ctx context.Context) *protocol.Message) {
+	r.deferred = true
+	p := r.p
+	p.ready = make(chan struct{})
+	c := r.c
+	ctx := r.ctx
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer close(p.ready)
+		defer func() {
+			if rec := recover(); rec != nil {
+				c.b.metrics.panics.Inc()
+				c.logger.Error("panic while completing request; closing connection", "api", p.api, "panic", rec, "stack", string(debug.Stack()))
+				p.fail = fmt.Errorf("panic in %s: %v", p.api, rec)
+			}
+		}()
+		msg := fn(ctx)
+		if msg == nil {
+			p.none = true
+			return
+		}
+		p.msg = msg
+	}()
+}
+
+// handler is one registered API.
+type handler struct {
+	name     string
+	min, max int16
+	fn       func(b *Broker, r *request, req kmsg.Request) kmsg.Response
+}
+
+// handlers is filled by the NN_*.go files' init functions: the API key,
+// its supported version range, and the function. ApiVersions is built from
+// it.
+var handlers = map[int16]handler{}
+
+func register[Req kmsg.Request](key int16, min, max int16, fn func(b *Broker, r *request, req Req) kmsg.Response) {
+	name := kmsg.NameForKey(key)
+	handlers[key] = handler{name: name, min: min, max: max, fn: func(b *Broker, r *request, req kmsg.Request) kmsg.Response {
+		return fn(b, r, req.(Req))
+	}}
+}
+
+// unsupportedVersionResponse builds a response at the request's version
+// carrying UNSUPPORTED_VERSION in its top-level error code, for APIs whose
+// response has one; others close the connection as Kafka does.
+func unsupportedVersionResponse(h protocol.Header) (kmsg.Response, bool) {
+	req := kmsg.RequestForKey(h.Key)
+	if req == nil || h.Version > req.MaxVersion() {
+		return nil, false
+	}
+	resp := req.ResponseKind()
+	resp.SetVersion(h.Version)
+	v := reflect.ValueOf(resp).Elem()
+	f := v.FieldByName("ErrorCode")
+	if !f.IsValid() || f.Kind() != reflect.Int16 {
+		return nil, false
+	}
+	f.SetInt(int64(kerr.UnsupportedVersion.Code))
+	return resp, true
+}
+
+// errCode maps an error to its Kafka code: kerr errors as themselves, the
+// storage engine's errors through storageErrCode, anything else as
+// UNKNOWN_SERVER_ERROR.
+func errCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	if code, ok := storageErrCode(err); ok {
+		return code
+	}
+	return kerr.UnknownServerError.Code
+}
+
+// errMessage is the message to send beside a code (nil for none).
+func errMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
+}

@@ -1,0 +1,112 @@
+package broker
+
+import (
+	"net/http"
+	"net/http/pprof"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the broker's Prometheus metrics, on a registry of its own so
+// that several brokers in one process (tests) do not collide.
+type metrics struct {
+	reg          *prometheus.Registry
+	requests     *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	bytesIn      prometheus.Counter
+	bytesOut     prometheus.Counter
+	recordsIn    prometheus.Counter
+	fetchBytes   prometheus.Counter
+	connections  prometheus.Gauge
+	connRejected prometheus.Counter
+	badFrames    prometheus.Counter
+	panics       prometheus.Counter
+	fetchParked  prometheus.Gauge
+}
+
+func newMetrics(b *Broker) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_requests_total", Help: "Requests handled, by API."}, []string{"api"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_request_duration_seconds", Help: "Time from reading a request to sending its response, by API.",
+		Buckets: prometheus.ExponentialBuckets(50e-6, 2, 18)}, []string{"api"})
+	m.bytesIn = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_produce_bytes_total", Help: "Record-batch bytes received by Produce."})
+	m.recordsIn = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_produce_records_total", Help: "Records appended by Produce."})
+	m.bytesOut = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_response_bytes_total", Help: "Response bytes sent, all APIs."})
+	m.fetchBytes = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_fetch_bytes_total", Help: "Record-batch bytes sent by Fetch."})
+	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_connections", Help: "Open client connections."})
+	m.connRejected = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_connections_rejected_total", Help: "Connections closed at accept because of max.connections."})
+	m.badFrames = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_bad_requests_total", Help: "Connections closed for a malformed, oversized or unsupported request."})
+	m.panics = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_handler_panics_total", Help: "Panics recovered in request handling (each closed its connection)."})
+	m.fetchParked = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_fetch_purgatory_size", Help: "Fetches parked waiting for data."})
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.bytesIn, m.recordsIn, m.bytesOut, m.fetchBytes, m.connections, m.connRejected, m.badFrames, m.panics, m.fetchParked} {
+		f(c)
+	}
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_sendfile_bytes_total", Help: "Fetch bytes sent with sendfile(2)."}, func() float64 { return float64(b.stats.SendfileBytes.Load()) }))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_copied_bytes_total", Help: "Fetch bytes copied through user space (TLS or forced copy)."}, func() float64 { return float64(b.stats.CopiedBytes.Load()) }))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_fetch_sessions", Help: "Incremental fetch sessions cached."}, func() float64 { return float64(b.sessions.len()) }))
+	f(partitionCollector{b})
+	return m
+}
+
+func (m *metrics) observe(p *pending) {
+	m.requests.WithLabelValues(p.api).Inc()
+	m.latency.WithLabelValues(p.api).Observe(time.Since(p.start).Seconds())
+}
+
+// partitionCollector reports per-partition sizes and offsets at scrape time.
+type partitionCollector struct{ b *Broker }
+
+var (
+	descSize     = prometheus.NewDesc("sluice_partition_size_bytes", "Bytes of a partition's segments.", []string{"topic", "partition"}, nil)
+	descEnd      = prometheus.NewDesc("sluice_partition_log_end_offset", "Log end offset.", []string{"topic", "partition"}, nil)
+	descStart    = prometheus.NewDesc("sluice_partition_log_start_offset", "Log start offset.", []string{"topic", "partition"}, nil)
+	descHW       = prometheus.NewDesc("sluice_partition_high_watermark", "High watermark.", []string{"topic", "partition"}, nil)
+	descDurable  = prometheus.NewDesc("sluice_partition_durable_offset", "Offset below which the log is fsynced.", []string{"topic", "partition"}, nil)
+	partitionDsc = []*prometheus.Desc{descSize, descEnd, descStart, descHW, descDurable}
+)
+
+func (c partitionCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range partitionDsc {
+		ch <- d
+	}
+}
+
+func (c partitionCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.b.parts == nil {
+		return
+	}
+	for _, p := range c.b.parts.all() {
+		lv := []string{p.topic, strconv.Itoa(int(p.id))}
+		ch <- prometheus.MustNewConstMetric(descSize, prometheus.GaugeValue, float64(p.log.Size()), lv...)
+		ch <- prometheus.MustNewConstMetric(descEnd, prometheus.GaugeValue, float64(p.log.LogEndOffset()), lv...)
+		ch <- prometheus.MustNewConstMetric(descStart, prometheus.GaugeValue, float64(p.log.LogStartOffset()), lv...)
+		ch <- prometheus.MustNewConstMetric(descHW, prometheus.GaugeValue, float64(p.highWatermark()), lv...)
+		ch <- prometheus.MustNewConstMetric(descDurable, prometheus.GaugeValue, float64(p.log.DurableOffset()), lv...)
+	}
+}
+
+// adminHandler serves /metrics, /healthz and /debug/pprof/.
+func (b *Broker) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if b.closing.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}

@@ -1,0 +1,396 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-io/sluice/internal/log/batch"
+)
+
+// TopicPartition names a partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+func (tp TopicPartition) String() string { return fmt.Sprintf("%s-%d", tp.Topic, tp.Partition) }
+
+// AppendResult describes a successful append.
+type AppendResult struct {
+	FirstOffset    int64 // base offset assigned to the first batch
+	LastOffset     int64 // last offset of the last batch
+	LogAppendTime  int64 // ms; -1 unless message.timestamp.type=LogAppendTime
+	LogStartOffset int64
+	NumBatches     int
+	NumRecords     int64
+	Bytes          int
+}
+
+// Partition is one partition's log. All methods are safe for concurrent use:
+// one appender at a time (Append serializes internally) beside many readers
+// that never block it.
+//
+// Readers take no lock: they load the segment list, the log end offset and
+// each segment's committed size from atomics that the appender publishes
+// after its write has completed, so they never see a half-written batch.
+type Partition struct {
+	tp     TopicPartition
+	dir    string
+	m      *Manager
+	logger *slog.Logger
+	now    func() time.Time
+	hooks  *faultHooks
+
+	cfg atomic.Pointer[Config] // with defaults applied
+
+	segs          atomic.Pointer[[]*segment] // copy on write; last is active
+	logStart      atomic.Int64
+	logEnd        atomic.Int64
+	durable       atomic.Int64 // offsets below are fsynced
+	recoveryPoint atomic.Int64 // segments wholly below are fsynced with their indexes
+	lastFlushMs   atomic.Int64
+	failed        atomic.Pointer[error] // sticky write/fsync error (wraps ErrWriteFailed)
+	closed        atomic.Bool
+	durableCh     atomic.Pointer[chan struct{}] // closed and replaced when durable advances
+
+	flushKick chan struct{} // cap 1: wakes the flusher
+	stop      chan struct{} // closed by Close: stops the flusher
+	done      chan struct{} // closed when the flusher has exited
+
+	// appendMu serializes appends and every change of the segment list
+	// (roll, truncation, retention, DeleteRecords). Lock order: appendMu,
+	// then flushMu.
+	appendMu sync.Mutex
+	// flushMu serializes fsyncs and index-file writes (flusher-owned
+	// segment fields). Never held while waiting for appendMu.
+	flushMu sync.Mutex
+
+	epochs *epochCache
+}
+
+func (p *Partition) segments() []*segment { return *p.segs.Load() }
+
+func (p *Partition) active() *segment {
+	s := p.segments()
+	return s[len(s)-1]
+}
+
+func (p *Partition) config() *Config { return p.cfg.Load() }
+
+// Topic and PartitionID name the partition.
+func (p *Partition) Topic() string { return p.tp.Topic }
+
+// PartitionID is the partition number.
+func (p *Partition) PartitionID() int32 { return p.tp.Partition }
+
+// Config returns the partition's config with defaults applied.
+func (p *Partition) Config() Config { return *p.config() }
+
+// Dir is the partition's directory.
+func (p *Partition) Dir() string { return p.dir }
+
+// Err returns the sticky write error, or nil.
+func (p *Partition) Err() error { return p.failedErr() }
+
+func (p *Partition) failedErr() error {
+	if e := p.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// fail makes err sticky: every later append and durability wait fails.
+func (p *Partition) fail(op string, err error) error {
+	werr := fmt.Errorf("%w: %s: %s: %w", ErrWriteFailed, p.tp, op, err)
+	if p.failed.CompareAndSwap(nil, &werr) {
+		p.logger.Error("partition failed; appends refused until reopened", "op", op, "err", err)
+	}
+	p.notifyDurable()
+	return p.failedErr()
+}
+
+func (p *Partition) notifyDurable() {
+	ch := make(chan struct{})
+	old := p.durableCh.Swap(&ch)
+	close(*old)
+}
+
+func (p *Partition) kickFlusher() {
+	select {
+	case p.flushKick <- struct{}{}:
+	default:
+	}
+}
+
+// Append validates raw record-batch bytes (one or many v2 batches), assigns
+// offsets by rewriting each batch's baseOffset in place (and maxTimestamp for
+// LogAppendTime, recomputing the CRC), and writes them with one write. A bad
+// batch fails the whole call and nothing is written. It never decompresses.
+func (p *Partition) Append(batches []byte) (AppendResult, error) {
+	cfg := p.config()
+	var (
+		nBatches int
+		nRecords int64
+		nOffsets int64
+	)
+	it := batch.NewIter(batches)
+	for it.Next() {
+		h := it.Header()
+		if h.Size() > int(cfg.MaxMessageBytes) {
+			return AppendResult{}, fmt.Errorf("%w: %s: batch of %d bytes, max.message.bytes %d", ErrMessageTooLarge, p.tp, h.Size(), cfg.MaxMessageBytes)
+		}
+		if int64(h.NumRecords) != int64(h.LastOffsetDelta)+1 {
+			return AppendResult{}, fmt.Errorf("%w: %s: batch %d has %d records, lastOffsetDelta %d", ErrInvalidRecord, p.tp, nBatches, h.NumRecords, h.LastOffsetDelta)
+		}
+		nBatches++
+		nRecords += int64(h.NumRecords)
+		nOffsets += int64(h.LastOffsetDelta) + 1
+	}
+	if err := it.Err(); err != nil {
+		switch {
+		case errors.Is(err, batch.ErrHeader):
+			return AppendResult{}, fmt.Errorf("%w: %s: batch %d: %w", ErrInvalidRecord, p.tp, nBatches, err)
+		default:
+			return AppendResult{}, fmt.Errorf("%w: %s: batch %d: %w", ErrCorruptBatch, p.tp, nBatches, err)
+		}
+	}
+	if nBatches == 0 {
+		return AppendResult{}, fmt.Errorf("%w: %s: no record batches", ErrCorruptBatch, p.tp)
+	}
+
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if p.closed.Load() {
+		return AppendResult{}, ErrClosed
+	}
+	if err := p.failedErr(); err != nil {
+		return AppendResult{}, err
+	}
+	nowMs := p.now().UnixMilli()
+	first := p.logEnd.Load()
+	seg := p.active()
+	if p.shouldRollLocked(seg, cfg, int64(len(batches)), nBatches, first+nOffsets-1, nowMs) {
+		var err error
+		if seg, err = p.rollLocked(nowMs); err != nil {
+			return AppendResult{}, err
+		}
+	}
+
+	logAppendTime := int64(-1)
+	if cfg.MessageTimestampType == TimestampLogAppend {
+		logAppendTime = nowMs
+	}
+	epoch, hasEpoch := p.epochs.latest()
+	next := first
+	for pos := 0; pos < len(batches); {
+		b := batches[pos:]
+		h, _ := batch.ParseHeader(b) // validated above
+		batch.SetBaseOffset(b, next)
+		if hasEpoch {
+			batch.SetPartitionLeaderEpoch(b, epoch)
+		}
+		if logAppendTime >= 0 {
+			batch.SetLogAppendTime(b[:h.Size()], logAppendTime)
+		}
+		next += int64(h.LastOffsetDelta) + 1
+		pos += h.Size()
+	}
+
+	start := seg.size.Load()
+	if err := p.hooks.beforeWrite(seg); err != nil {
+		return AppendResult{}, p.fail("write", err)
+	}
+	if _, err := seg.log.WriteAt(batches, start); err != nil {
+		return AppendResult{}, p.fail("write", err)
+	}
+	interval := int64(cfg.IndexIntervalBytes)
+	if start == 0 {
+		seg.rollTs = nowMs
+	}
+	for pos := 0; pos < len(batches); {
+		h, _ := batch.ParseHeader(batches[pos:])
+		seg.observe(start+int64(pos), h, interval)
+		pos += h.Size()
+	}
+	// Publish: size before the log end, so a reader that sees the new log
+	// end also sees the bytes.
+	seg.size.Store(start + int64(len(batches)))
+	seg.next.Store(next)
+	seg.lastModMs.Store(nowMs)
+	p.logEnd.Store(next)
+
+	if !cfg.WriteCaching || next-p.durable.Load() >= cfg.FlushMessages {
+		p.kickFlusher()
+	}
+	return AppendResult{
+		FirstOffset:    first,
+		LastOffset:     next - 1,
+		LogAppendTime:  logAppendTime,
+		LogStartOffset: p.logStart.Load(),
+		NumBatches:     nBatches,
+		NumRecords:     nRecords,
+		Bytes:          len(batches),
+	}, nil
+}
+
+// shouldRollLocked reports whether an append of n bytes in nBatches batches
+// whose last offset is lastOffset must go to a new segment.
+func (p *Partition) shouldRollLocked(seg *segment, cfg *Config, n int64, nBatches int, lastOffset int64, nowMs int64) bool {
+	size := seg.size.Load()
+	if size == 0 {
+		return false
+	}
+	return size+n > cfg.SegmentBytes ||
+		size+n > math.MaxInt32 ||
+		nowMs-seg.rollTs >= cfg.SegmentMs ||
+		lastOffset-seg.base > maxRelOffset ||
+		int64(len(seg.offIdx.buf)+nBatches)*offsetEntrySize > int64(cfg.SegmentIndexBytes) ||
+		int64(len(seg.timeIdx.buf)+nBatches)*timeEntrySize > int64(cfg.SegmentIndexBytes)
+}
+
+// rollLocked seals the active segment and starts a new one at the log end.
+// The flusher syncs the sealed segment and its indexes, and the directory.
+func (p *Partition) rollLocked(nowMs int64) (*segment, error) {
+	old := p.active()
+	base := p.logEnd.Load()
+	if old.size.Load() == 0 && old.base == base {
+		return old, nil
+	}
+	ns, err := createSegment(p.dir, base, nowMs)
+	if err != nil {
+		return nil, p.fail("roll", err)
+	}
+	old.maybeAddTimeEntry()
+	old.sealed.Store(true)
+	segs := append(append([]*segment(nil), p.segments()...), ns)
+	p.segs.Store(&segs)
+	p.logger.Debug("rolled segment", "base", base)
+	p.kickFlusher()
+	return ns, nil
+}
+
+// Roll starts a new segment at the log end (a no-op if the active segment
+// is empty).
+func (p *Partition) Roll() error {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if err := p.failedErr(); err != nil {
+		return err
+	}
+	_, err := p.rollLocked(p.now().UnixMilli())
+	return err
+}
+
+// WaitDurable blocks until every offset <= offset is fsynced (group commit:
+// one fdatasync covers all appends made meanwhile), ctx ends, or the
+// partition fails (ErrWriteFailed).
+func (p *Partition) WaitDurable(ctx context.Context, offset int64) error {
+	for {
+		ch := *p.durableCh.Load()
+		if p.durable.Load() > offset {
+			return nil
+		}
+		if err := p.failedErr(); err != nil {
+			return err
+		}
+		if p.closed.Load() {
+			return ErrClosed
+		}
+		if p.config().WriteCaching {
+			p.kickFlusher()
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// LogStartOffset is the first readable offset.
+func (p *Partition) LogStartOffset() int64 { return p.logStart.Load() }
+
+// LogEndOffset is the offset the next appended record will get.
+func (p *Partition) LogEndOffset() int64 { return p.logEnd.Load() }
+
+// DurableOffset is the offset up to which (exclusive) data is fsynced.
+func (p *Partition) DurableOffset() int64 { return p.durable.Load() }
+
+// RecoveryPoint is the offset below which segments and their indexes are
+// fsynced; recovery after a crash rescans from the segment holding it.
+func (p *Partition) RecoveryPoint() int64 { return p.recoveryPoint.Load() }
+
+// SetConfig changes the partition's config (AlterConfigs) without reopening.
+// An invalid config is ignored (and logged); use Config.Validate first.
+func (p *Partition) SetConfig(cfg Config) {
+	if err := cfg.Validate(); err != nil {
+		p.logger.Warn("ignoring invalid config", "err", err)
+		return
+	}
+	c := cfg.WithDefaults()
+	p.cfg.Store(&c)
+	p.kickFlusher()
+}
+
+// Size is the total bytes of all segments.
+func (p *Partition) Size() int64 {
+	var n int64
+	for _, s := range p.segments() {
+		n += s.size.Load()
+	}
+	return n
+}
+
+// NumSegments is the number of segments.
+func (p *Partition) NumSegments() int { return len(p.segments()) }
+
+// Flush fsyncs everything appended so far.
+func (p *Partition) Flush() error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	return p.flush(false)
+}
+
+// Close flushes and closes the partition.
+func (p *Partition) Close() error { return p.m.closePartition(p) }
+
+// close stops the flusher, seals the indexes, flushes and closes the files.
+// A clean close (nil error) lets the next open skip recovery.
+func (p *Partition) close() error {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if p.closed.Swap(true) {
+		return nil
+	}
+	close(p.stop)
+	<-p.done
+	var err error
+	if p.failedErr() == nil {
+		p.active().maybeAddTimeEntry()
+		err = p.flush(true)
+	} else {
+		err = p.failedErr()
+	}
+	for _, s := range p.segments() {
+		if cerr := s.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	p.notifyDurable()
+	if err != nil {
+		p.logger.Warn("partition closed uncleanly", "err", err)
+	} else {
+		p.logger.Debug("partition closed")
+	}
+	return err
+}
