@@ -52,9 +52,9 @@ type Broker struct {
 		sync.Mutex
 		m map[*conn]struct{}
 	}
-	nconns   atomic.Int64
-	parked   atomic.Int64 // fetches waiting in the purgatory
-	closing  atomic.Bool
+	nconns  atomic.Int64
+	parked  atomic.Int64 // fetches waiting in the purgatory
+	closing atomic.Bool
 	// draining is closed when Shutdown starts: parked fetches answer at once.
 	draining chan struct{}
 	unsub    func()
