@@ -86,6 +86,12 @@ func goPackageDirs(t *testing.T) []string {
 		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && path != "." || d.Name() == "testdata" || d.Name() == "node_modules") {
 			return filepath.SkipDir
 		}
+		if d.IsDir() && path != "." {
+			// Nested modules (third_party/kmsg) are not part of this one.
+			if _, err := os.Stat(filepath.Join(path, "go.mod")); err == nil {
+				return filepath.SkipDir
+			}
+		}
 		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 			return nil
 		}

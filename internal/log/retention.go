@@ -197,6 +197,10 @@ func (p *Partition) TruncateTo(offset int64) error {
 	}
 	p.segs.Store(&remaining)
 	p.logEnd.Store(offset)
+	// Data appended again below the old cleaner checkpoint is dirty.
+	if err := p.truncateCleanerCheckpoint(offset); err != nil {
+		p.logger.Warn("moving cleaner checkpoint back", "err", err)
+	}
 	if p.durable.Load() > offset {
 		p.durable.Store(offset)
 	}

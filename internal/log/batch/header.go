@@ -1,8 +1,10 @@
 // Package batch reads and rewrites the header of Kafka record batches
 // (magic v2) without touching the records: parse the 61-byte header, check
 // lengths and the CRC-32C, and rewrite the fields a broker assigns
-// (baseOffset, partitionLeaderEpoch, maxTimestamp for LogAppendTime). It
-// does no I/O and never decompresses.
+// (baseOffset, partitionLeaderEpoch, maxTimestamp for LogAppendTime). The
+// header code does no I/O and never decompresses. Record-level decode and
+// encode (records*.go, compression.go) serve the log cleaner and tests; the
+// produce and fetch paths never use them.
 //
 // A v2 record batch is laid out as follows (big endian; the CRC-32C
 // (Castagnoli) covers the bytes from attributes to the end of the batch):
