@@ -1,7 +1,7 @@
 # Sluice build and test targets. `make test` is the whole suite (what CI runs).
 GO ?= go
 
-.PHONY: build test testrace unit compat lint fuzz bench clean
+.PHONY: build test testrace unit compat lint fuzz stress bench clean
 
 build:
 	$(GO) build -o sluice ./cmd/sluice
@@ -31,6 +31,10 @@ fuzz:
 			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
+
+# Long runs: 200 SIGKILL crash/recover cycles of the storage engine.
+stress:
+	$(GO) test -run 'TestCrash$$' -count 1 -timeout 15m ./internal/log/ -crash.cycles=200
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...

@@ -75,13 +75,17 @@ func BenchmarkFetch(b *testing.B) {
 
 // fillTopic produces about total bytes of size-byte records to partition 0.
 func fillTopic(b testing.TB, addr, topic string, total, size int) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(time.Millisecond))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(time.Millisecond),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer cl.Close()
 	ctx := testCtx(b, 5*time.Minute)
 	val := make([]byte, size)
+	for i := range val {
+		val[i] = byte(i*7 + i/256)
+	}
 	for i := 0; i < total/size; i++ {
 		cl.Produce(ctx, &kgo.Record{Value: val}, func(_ *kgo.Record, err error) {
 			if err != nil {

@@ -313,3 +313,11 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 func crc32c(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
 var reqFormatter = kmsg.NewRequestFormatter(kmsg.FormatterClientID("sluice-test"))
+
+func apiVersionsReq() *kmsg.ApiVersionsRequest {
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.Version = 3
+	req.ClientSoftwareName = "sluice-test"
+	req.ClientSoftwareVersion = "1"
+	return req
+}
