@@ -126,6 +126,7 @@ func (b *Broker) handleFetch(r *request, req *kmsg.FetchRequest) kmsg.Response {
 			return errResp(err)
 		}
 		sess, incr, respID = s, true, s.id
+		sess.epoch++ // the epoch the next request must carry
 		var bad []fetchItem
 		for _, it := range reqItems() {
 			if it.err != nil {
@@ -148,9 +149,6 @@ func (b *Broker) handleFetch(r *request, req *kmsg.FetchRequest) kmsg.Response {
 			items = append(items, fetchItem{topic: sp.topic, topicID: sp.topicID, part: sp.part, offset: sp.offset,
 				maxBytes: sp.maxBytes, leaderEp: sp.leaderEp, sess: sp})
 		}
-	}
-	if sess != nil {
-		sess.epoch++
 	}
 
 	maxBytes := int64(b.set.fetchMaxBytes)
