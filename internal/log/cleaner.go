@@ -163,18 +163,7 @@ func (p *Partition) truncateCleanerCheckpoint(offset int64) error {
 // runCleaner is the cleaner goroutine: every CleanerBackoff it cleans the
 // open compacted partitions that are due, dirtiest first. Start it with
 // m.goFunc("log-cleaner", m.runCleaner); it returns when m.stop closes.
-func (m *Manager) runCleaner() {
-	t := time.NewTicker(m.cfg.CleanerBackoff)
-	defer t.Stop()
-	for {
-		select {
-		case <-m.stop:
-			return
-		case <-t.C:
-		}
-		m.RunCleaner()
-	}
-}
+func (m *Manager) runCleaner() { m.every(m.cfg.CleanerBackoff, func() { m.RunCleaner() }) }
 
 // RunCleaner runs one cleaning round over the open compacted partitions now
 // (the cleaner goroutine does this every log.cleaner.backoff.ms), dirtiest

@@ -271,6 +271,16 @@ func (m *Manager) Partitions() []*Partition {
 
 // closePartition closes p and records whether it closed cleanly.
 func (m *Manager) closePartition(p *Partition) error {
+	err := m.closeAndRecord(p)
+	if cerr := m.writeCheckpoints(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// closeAndRecord closes p, forgets it, and records its checkpoints and
+// whether it closed cleanly (for the clean-shutdown marker).
+func (m *Manager) closeAndRecord(p *Partition) error {
 	err := p.close()
 	m.mu.Lock()
 	if m.mu.parts[p.tp] == p {
@@ -282,9 +292,6 @@ func (m *Manager) closePartition(p *Partition) error {
 	m.recoveryPoints[p.tp] = p.RecoveryPoint()
 	m.logStarts[p.tp] = p.LogStartOffset()
 	m.ckMu.Unlock()
-	if cerr := m.writeCheckpoints(); err == nil {
-		err = cerr
-	}
 	return err
 }
 
@@ -365,16 +372,7 @@ func (m *Manager) Close() error {
 
 	var errs []error
 	for _, p := range parts {
-		err := p.close()
-		m.mu.Lock()
-		delete(m.mu.parts, p.tp)
-		m.mu.clean[p.tp] = err == nil
-		m.mu.Unlock()
-		m.ckMu.Lock()
-		m.recoveryPoints[p.tp] = p.RecoveryPoint()
-		m.logStarts[p.tp] = p.LogStartOffset()
-		m.ckMu.Unlock()
-		if err != nil {
+		if err := m.closeAndRecord(p); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -470,8 +468,11 @@ func (m *Manager) deleterLoop() {
 	}
 }
 
-func (m *Manager) retentionLoop() {
-	t := time.NewTicker(m.cfg.RetentionCheckInterval)
+func (m *Manager) retentionLoop() { m.every(m.cfg.RetentionCheckInterval, m.RunRetention) }
+
+// every runs fn each interval until m.stop closes.
+func (m *Manager) every(interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -479,7 +480,7 @@ func (m *Manager) retentionLoop() {
 			return
 		case <-t.C:
 		}
-		m.RunRetention()
+		fn()
 	}
 }
 
