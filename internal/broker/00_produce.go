@@ -18,6 +18,9 @@ package broker
 //     Bad batches: CORRUPT_MESSAGE, INVALID_RECORD, MESSAGE_TOO_LARGE, with
 //     the error message (v8+).
 //   - Each append wakes the long-poll fetches parked on its partition.
+//   - Compacted topics (cleanup.policy contains compact) refuse records
+//     without a key with INVALID_RECORD, as Kafka does; this is the one case
+//     where produce decodes (and decompresses) records.
 //
 // Version notes:
 //   - v3: record batches and transactional id; v5: LogStartOffset
@@ -27,10 +30,13 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-io/sluice/internal/log/batch"
 )
 
 func init() { register(0, 3, 13, (*Broker).handleProduce) }
@@ -71,6 +77,12 @@ func (b *Broker) handleProduce(r *request, req *kmsg.ProduceRequest) kmsg.Respon
 				if !ok {
 					fail(b.missingPartitionErr(name, rp.Partition))
 					break
+				}
+				if p.compacted.Load() {
+					if err := requireKeys(rp.Records); err != nil {
+						fail(err)
+						break
+					}
 				}
 				res, err := p.log.Append(rp.Records)
 				b.metrics.bytesIn.Add(float64(len(rp.Records)))
@@ -144,4 +156,27 @@ func (b *Broker) missingPartitionErr(topic string, part int32) error {
 		return kerr.UnknownTopicOrPartition
 	}
 	return kerr.NotLeaderForPartition
+}
+
+// requireKeys checks that every data record of the batches has a key
+// (compacted topics). Malformed batches are left for the storage engine to
+// refuse with its own error.
+func requireKeys(records []byte) error {
+	var dec batch.Decoder
+	it := batch.NewIter(records)
+	for it.Next() {
+		if it.Header().IsControl() {
+			continue
+		}
+		_, recs, err := dec.Decode(it.Batch())
+		if err != nil {
+			return nil
+		}
+		for i := range recs {
+			if recs[i].Key == nil {
+				return fmt.Errorf("%w: compacted topic cannot accept a record without a key (offset delta %d)", kerr.InvalidRecord, i)
+			}
+		}
+	}
+	return nil
 }

@@ -23,6 +23,9 @@ type partition struct {
 	// writeCaching mirrors the log's config: acks=all does not wait for
 	// fsync on page-cache topics.
 	writeCaching atomic.Bool
+	// compacted mirrors cleanup.policy containing compact: produce then
+	// refuses records without keys.
+	compacted atomic.Bool
 	// leaderEpoch is the partition's current leader epoch from metadata.
 	leaderEpoch atomic.Int32
 
@@ -159,6 +162,7 @@ func (t *partitionTable) syncTopic(name string) error {
 			if p.topicID == topic.ID {
 				p.log.SetConfig(cfg)
 				p.writeCaching.Store(cfg.WriteCaching)
+				p.compacted.Store(cfg.Compact())
 				p.leaderEpoch.Store(mp.LeaderEpoch)
 				continue
 			}
@@ -178,6 +182,7 @@ func (t *partitionTable) syncTopic(name string) error {
 		delete(t.failed, key)
 		np := &partition{topic: name, id: mp.ID, topicID: topic.ID, log: lp}
 		np.writeCaching.Store(cfg.WriteCaching)
+		np.compacted.Store(cfg.Compact())
 		np.leaderEpoch.Store(mp.LeaderEpoch)
 		t.m[key] = np
 		t.mu.Unlock()
