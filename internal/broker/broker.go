@@ -104,7 +104,7 @@ func New(cfg Config) (*Broker, error) {
 
 	b.logs, err = log.OpenManager(log.ManagerConfig{
 		Dir:                    filepath.Join(cfg.DataDir, "logs"),
-		Logger:                 b.logger.With("component", "log"),
+		Logger:                 b.logger,
 		RetentionCheckInterval: set.retentionCheck,
 		CleanerBackoff:         set.cleanerBackoff,
 		FlushCheckInterval:     set.flushCheck,
