@@ -65,8 +65,18 @@ want=$(wc -l <"$work/expected.txt")
 kcat -b "$addr" -Q -t kcat-test:0:-1 -m 10 >"$work/offs.txt" 2>&1 || fail "offset query: $(cat "$work/offs.txt")"
 grep -q "offset $want" "$work/offs.txt" || fail "end offset: $(cat "$work/offs.txt"), want $want"
 
+# 5. Group consumption (-G): the group reads everything and commits; a second
+#    run of the same group finds nothing new.
+kcat -b "$addr" -G kcat-group kcat-test -X auto.offset.reset=earliest -e -q -f '%k=%s\n' -m 30 \
+	>"$work/group1.txt" 2>"$work/group1.err" || fail "group consume: $(cat "$work/group1.err")"
+sort "$work/expected.txt" >"$work/expected.sorted"
+sort "$work/group1.txt" | diff -u "$work/expected.sorted" - || fail "group consumer records differ"
+kcat -b "$addr" -G kcat-group kcat-test -e -q -f '%k=%s\n' -m 30 >"$work/group2.txt" 2>"$work/group2.err" \
+	|| fail "second group consume: $(cat "$work/group2.err")"
+[ ! -s "$work/group2.txt" ] || fail "group re-read $(wc -l <"$work/group2.txt") records after committing"
+
 kill -TERM "$pid"
 wait "$pid" || fail "broker exited with $?"
 pid=""
 grep -q "broker stopped" "$work/serve.log" || fail "no clean shutdown"
-echo "kcat-test: 4 passed, 0 failed"
+echo "kcat-test: 5 passed, 0 failed"

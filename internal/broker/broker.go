@@ -39,6 +39,7 @@ type Broker struct {
 	advertise string
 
 	parts    *partitionTable
+	groups   *groups
 	sessions *fetchSessionCache
 	sender   protocol.Sender
 	stats    protocol.SendStats
@@ -129,6 +130,8 @@ func New(cfg Config) (*Broker, error) {
 	if err := b.parts.syncAll(); err != nil {
 		return nil, err
 	}
+	b.groups = newGroups(b)
+	b.groups.start()
 
 	if cfg.AdminListen != "" {
 		b.adminLn, err = net.Listen("tcp", cfg.AdminListen)
@@ -286,6 +289,9 @@ func (b *Broker) closeResources() error {
 		if err := b.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if b.groups != nil {
+		b.groups.close()
 	}
 	b.wg.Wait()
 	if b.parts != nil {

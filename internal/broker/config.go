@@ -53,6 +53,16 @@ type settings struct {
 	fetchSessionEviction time.Duration
 	fetchMaxBytes        int32
 	deleteTopicEnable    bool
+
+	offsetsPartitions     int32
+	offsetsReplication    int16
+	groupMinSession       time.Duration
+	groupMaxSession       time.Duration
+	groupInitialDelay     time.Duration
+	groupMaxSize          int
+	offsetsRetention      time.Duration
+	offsetsRetentionCheck time.Duration
+	offsetMetadataMax     int
 	// topicDefaults maps topic config name -> broker-level default value,
 	// for topic configs whose BrokerKey is set in Settings.
 	topicDefaults map[string]string
@@ -83,6 +93,15 @@ var brokerOnlySettings = []SettingDef{
 	{Name: "log.cleaner.backoff.ms", Type: metadata.TypeLong, Default: "15000", Doc: "Sleep of the log cleaner when there is nothing to clean.", Validate: intRange(0, 1<<62)},
 	{Name: "log.flush.scheduler.interval.ms", Type: metadata.TypeLong, Default: "1000", Doc: "How often flush.ms is checked for page-cache topics.", Validate: intRange(1, 1<<62)},
 	{Name: "max.incremental.fetch.session.cache.slots", Type: metadata.TypeInt, Default: "1000", Doc: "Incremental fetch sessions kept (KIP-227).", Validate: intRange(0, 1<<31-1)},
+	{Name: "offsets.topic.num.partitions", Type: metadata.TypeInt, Default: "50", Doc: "Partitions of __consumer_offsets (fixed once the topic exists).", Validate: intRange(1, 10000)},
+	{Name: "offsets.topic.replication.factor", Type: metadata.TypeShort, Default: "3", Doc: "Replication factor of __consumer_offsets (capped by the brokers available at creation).", Validate: intRange(1, 32767)},
+	{Name: "group.min.session.timeout.ms", Type: metadata.TypeInt, Default: "6000", Doc: "Smallest session.timeout.ms a consumer may ask for.", Validate: intRange(0, 1<<31-1)},
+	{Name: "group.max.session.timeout.ms", Type: metadata.TypeInt, Default: "1800000", Doc: "Largest session.timeout.ms a consumer may ask for.", Validate: intRange(0, 1<<31-1)},
+	{Name: "group.initial.rebalance.delay.ms", Type: metadata.TypeInt, Default: "3000", Doc: "How long an empty group waits for more members before its first rebalance.", Validate: intRange(0, 1<<31-1)},
+	{Name: "group.max.size", Type: metadata.TypeInt, Default: "2147483647", Doc: "Members a group may have.", Validate: intRange(1, 1<<31-1)},
+	{Name: "offsets.retention.minutes", Type: metadata.TypeInt, Default: "10080", Doc: "How long committed offsets of an empty group are kept.", Validate: intRange(1, 1<<31-1)},
+	{Name: "offsets.retention.check.interval.ms", Type: metadata.TypeLong, Default: "600000", Doc: "How often expired offsets are removed.", Validate: intRange(1, 1<<62)},
+	{Name: "offset.metadata.max.bytes", Type: metadata.TypeInt, Default: "4096", Doc: "Largest metadata string of a committed offset.", Validate: intRange(0, 1<<31-1)},
 	{Name: "fetch.max.bytes", Type: metadata.TypeInt, Default: strconv.Itoa(55 << 20), Doc: "Upper bound on the bytes of one fetch response.", Validate: intRange(1024, 1<<31-1)},
 }
 
@@ -211,6 +230,16 @@ func (cfg Config) settings() (settings, error) {
 		fetchSessionEviction: 2 * time.Minute,
 		fetchMaxBytes:        int32(i64("fetch.max.bytes")),
 		topicDefaults:        map[string]string{},
+
+		offsetsPartitions:     int32(i64("offsets.topic.num.partitions")),
+		offsetsReplication:    int16(i64("offsets.topic.replication.factor")),
+		groupMinSession:       ms("group.min.session.timeout.ms"),
+		groupMaxSession:       ms("group.max.session.timeout.ms"),
+		groupInitialDelay:     ms("group.initial.rebalance.delay.ms"),
+		groupMaxSize:          int(i64("group.max.size")),
+		offsetsRetention:      time.Duration(i64("offsets.retention.minutes")) * time.Minute,
+		offsetsRetentionCheck: ms("offsets.retention.check.interval.ms"),
+		offsetMetadataMax:     int(i64("offset.metadata.max.bytes")),
 	}
 	for _, d := range BrokerSettings() {
 		if d.Topic == "" {

@@ -62,6 +62,9 @@ type pending struct {
 	none bool
 	// fail, when set on a deferred response, closes the connection.
 	fail error
+	// serial makes the reader wait for this response before reading the
+	// next request (coordinator requests: their effects must be ordered).
+	serial bool
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
@@ -157,6 +160,13 @@ func (c *conn) readLoop(ctx context.Context) error {
 		case c.out <- p:
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+		if p.serial {
+			select {
+			case <-p.ready:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 	}
 }
@@ -275,6 +285,13 @@ func (r *request) later(fn func(ctx context.Context) kmsg.Response) {
 	})
 }
 
+// serial is later for requests whose effects must be ordered with the
+// requests behind them: the connection reads nothing more until it is done.
+func (r *request) serial(fn func(ctx context.Context) kmsg.Response) {
+	r.later(fn)
+	r.p.serial = true
+}
+
 // deferMsg is later for handlers that build the serialized message
 // themselves (Fetch).
 func (r *request) deferMsg(fn func(ctx context.Context) *protocol.Message) {
@@ -365,4 +382,12 @@ func errMessage(err error) *string {
 	}
 	s := err.Error()
 	return &s
+}
+
+// remoteIP is the client's IP address, as Kafka reports a member's host.
+func (c *conn) remoteIP() string {
+	if a, ok := c.nc.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return c.nc.RemoteAddr().String()
 }

@@ -79,7 +79,9 @@ func Logger(l *slog.Logger) Option { return func(o *options) { o.cfg.Logger = l 
 // New starts a broker on 127.0.0.1:0 and stops it when the test ends.
 func New(t testing.TB, opts ...Option) *Broker {
 	t.Helper()
-	o := options{}
+	// Like Kafka's own test harness, groups rebalance at once instead of
+	// waiting group.initial.rebalance.delay.ms for more members.
+	o := options{cfg: broker.Config{Settings: map[string]string{"group.initial.rebalance.delay.ms": "0"}}}
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -1,0 +1,27 @@
+package broker
+
+// OffsetFetch: v0-9
+//
+// Behavior:
+//   - A group that does not exist answers offset -1 with no error; v8+
+//     batches groups.
+//
+//   - Like every coordinator request it is serial on its connection: the
+//     next request is read only once this one is answered, as Kafka mutes a
+//     connection per request, so group operations take effect in order.
+//
+// Version notes: see the kmsg type; the group coordinator
+// (internal/group) answers at the request's version.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(9, 0, 9, (*Broker).handleOffsetFetch) }
+
+func (b *Broker) handleOffsetFetch(r *request, req *kmsg.OffsetFetchRequest) kmsg.Response {
+	r.serial(func(ctx context.Context) kmsg.Response { return b.groups.coord.OffsetFetch(r.groupCtx(ctx), req) })
+	return nil
+}
