@@ -151,8 +151,8 @@ func (b *Broker) missingPartitionErr(topic string, part int32) error {
 	if err := b.parts.openErr(topic, part); err != nil {
 		return errors.Join(kerr.KafkaStorageError, err)
 	}
-	t, ok := b.meta.Topic(topic)
-	if !ok || part < 0 || int(part) >= len(t.Partitions) {
+	n, ok := b.meta.PartitionCount(topic)
+	if !ok || part < 0 || part >= n {
 		return kerr.UnknownTopicOrPartition
 	}
 	return kerr.NotLeaderForPartition

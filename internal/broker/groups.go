@@ -46,8 +46,8 @@ func newGroups(b *Broker) *groups {
 		OffsetsRetentionCheck: b.set.offsetsRetentionCheck,
 		MaxMetadataSize:       b.set.offsetMetadataMax,
 		TopicExists: func(topic string, p int32) bool {
-			t, ok := b.meta.Topic(topic)
-			return ok && p >= 0 && int(p) < len(t.Partitions)
+			n, ok := b.meta.PartitionCount(topic)
+			return ok && p >= 0 && p < n
 		},
 		Logger: b.logger.With("component", "group"),
 	}, groupLog{b})

@@ -294,6 +294,16 @@ func (f *fsm) topic(name string) (Topic, bool) {
 	return t.Clone(), true
 }
 
+func (f *fsm) partitionCount(name string) (int32, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	t, ok := f.mu.st.topics[name]
+	if !ok {
+		return 0, false
+	}
+	return int32(len(t.Partitions)), true
+}
+
 func (f *fsm) topicByID(id [16]byte) (Topic, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()

@@ -372,6 +372,10 @@ func (s *Store) Brokers() []Broker { return s.fsm.brokers() }
 // Topic returns a copy of one topic's metadata.
 func (s *Store) Topic(name string) (Topic, bool) { return s.fsm.topic(name) }
 
+// PartitionCount returns a topic's number of partitions without copying
+// its metadata (for per-partition checks on hot paths).
+func (s *Store) PartitionCount(name string) (int32, bool) { return s.fsm.partitionCount(name) }
+
 // TopicByID returns a topic by its id.
 func (s *Store) TopicByID(id [16]byte) (Topic, bool) { return s.fsm.topicByID(id) }
 
