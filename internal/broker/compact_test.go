@@ -32,7 +32,7 @@ func TestCompactedTopic(t *testing.T) {
 		t.Fatalf("keyless record on a compacted topic: %v, want INVALID_RECORD", err)
 	}
 
-	const keys, rounds = 10, 400
+	const keys, rounds = 10, 1000 // ~10 MB: ten 1 MiB segments, of which only the active one stays dirty
 	val := make([]byte, 1000)
 	for r := 0; r < rounds; r++ {
 		for k := 0; k < keys; k++ {
