@@ -413,22 +413,8 @@ func (c *Coordinator) DescribeGroups(ctx context.Context, req *kmsg.DescribeGrou
 		resp.Groups[i].Group = req.Groups[i]
 		resp.Groups[i].ErrorCode = code
 	}
-	c.fanOut(req.Groups, fail, func(sh *shard, idx []int) bool {
-		names := make([]string, len(idx))
-		for j, i := range idx {
-			names[j] = req.Groups[i]
-		}
-		out, ok, stopped := call(ctx, sh, func(reply func([]kmsg.DescribeGroupsResponseGroup)) event {
-			return &describeEvent{groups: names, reply: reply}
-		})
-		for j, i := range idx {
-			if !ok {
-				fail(i, failCode(stopped))
-			} else {
-				resp.Groups[i] = out[j]
-			}
-		}
-		return ok
+	perGroup(ctx, c, req.Groups, resp.Groups, fail, func(names []string, reply func([]kmsg.DescribeGroupsResponseGroup)) event {
+		return &describeEvent{groups: names, reply: reply}
 	})
 	return resp
 }
@@ -443,24 +429,30 @@ func (c *Coordinator) DeleteGroups(ctx context.Context, req *kmsg.DeleteGroupsRe
 		resp.Groups[i].Group = req.Groups[i]
 		resp.Groups[i].ErrorCode = code
 	}
-	c.fanOut(req.Groups, fail, func(sh *shard, idx []int) bool {
+	perGroup(ctx, c, req.Groups, resp.Groups, fail, func(names []string, reply func([]kmsg.DeleteGroupsResponseGroup)) event {
+		return &deleteGroupsEvent{groups: names, reply: reply}
+	})
+	return resp
+}
+
+// perGroup answers a request that names groups: each shard is asked once,
+// with its groups in request order, and answer i lands in out[i].
+func perGroup[T any](ctx context.Context, c *Coordinator, groups []string, out []T, fail func(int, int16), mk func(names []string, reply func([]T)) event) {
+	c.fanOut(groups, fail, func(sh *shard, idx []int) bool {
 		names := make([]string, len(idx))
 		for j, i := range idx {
-			names[j] = req.Groups[i]
+			names[j] = groups[i]
 		}
-		out, ok, stopped := call(ctx, sh, func(reply func([]kmsg.DeleteGroupsResponseGroup)) event {
-			return &deleteGroupsEvent{groups: names, reply: reply}
-		})
+		res, ok, stopped := call(ctx, sh, func(reply func([]T)) event { return mk(names, reply) })
 		for j, i := range idx {
 			if !ok {
 				fail(i, failCode(stopped))
 			} else {
-				resp.Groups[i] = out[j]
+				out[i] = res[j]
 			}
 		}
 		return ok
 	})
-	return resp
 }
 
 // fanOut splits groups by shard (keeping request order within a shard)
