@@ -18,6 +18,15 @@ package broker
 //     Bad batches: CORRUPT_MESSAGE, INVALID_RECORD, MESSAGE_TOO_LARGE, with
 //     the error message (v8+).
 //   - Each append wakes the long-poll fetches parked on its partition.
+//   - Idempotent producers (batches with a producer id): the storage engine
+//     checks sequences and epochs atomically with the append. A retried
+//     batch (one of the producer's last five) is answered with success and
+//     its original base offset, nothing is written, and acks=all waits for
+//     the original to be durable. A sequence gap or a new epoch not
+//     starting at 0: OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch:
+//     INVALID_PRODUCER_EPOCH. A producer the partition does not know (new,
+//     expired after producer.id.expiration.ms, or whose batches were all
+//     deleted) is accepted at any sequence, as in Kafka 4.
 //   - Compacted topics (cleanup.policy contains compact) refuse records
 //     without a key with INVALID_RECORD, as Kafka does; this is the one case
 //     where produce decodes (and decompresses) records.
@@ -91,11 +100,18 @@ func (b *Broker) handleProduce(r *request, req *kmsg.ProduceRequest) kmsg.Respon
 					fail(err)
 					break
 				}
-				p.wake()
 				sp.BaseOffset = res.FirstOffset
 				sp.LogAppendTime = res.LogAppendTime
 				sp.LogStartOffset = res.LogStartOffset
-				b.metrics.recordsIn.Add(float64(res.NumRecords))
+				if res.Duplicate {
+					// A retry of a batch already written: nothing new to
+					// wake fetches for; acks=all still waits until the
+					// original is durable.
+					b.logger.Debug("duplicate batch", "topic", name, "partition", rp.Partition, "base_offset", res.FirstOffset)
+				} else {
+					p.wake()
+					b.metrics.recordsIn.Add(float64(res.NumRecords))
+				}
 				if req.Acks == -1 && !p.writeCaching.Load() {
 					waits = append(waits, produceWait{part: p, last: res.LastOffset, ti: len(resp.Topics), pi: len(st.Partitions)})
 				}

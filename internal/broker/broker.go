@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-io/sluice/internal/log"
 	"github.com/sluice-io/sluice/internal/metadata"
 	"github.com/sluice-io/sluice/internal/protocol"
+	"github.com/sluice-io/sluice/internal/txn"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -40,6 +41,7 @@ type Broker struct {
 
 	parts    *partitionTable
 	groups   *groups
+	pids     *txn.ProducerIDs
 	sessions *fetchSessionCache
 	sender   protocol.Sender
 	stats    protocol.SendStats
@@ -109,6 +111,9 @@ func New(cfg Config) (*Broker, error) {
 		RetentionCheckInterval: set.retentionCheck,
 		CleanerBackoff:         set.cleanerBackoff,
 		FlushCheckInterval:     set.flushCheck,
+
+		ProducerIDExpiration:              set.producerIDExpiration,
+		ProducerIDExpirationCheckInterval: set.producerIDCheck,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: open logs: %w", err)
@@ -132,6 +137,7 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b.groups = newGroups(b)
 	b.groups.start()
+	b.pids = txn.NewProducerIDs(b.meta, txn.DefaultBlockSize)
 
 	if cfg.AdminListen != "" {
 		b.adminLn, err = net.Listen("tcp", cfg.AdminListen)

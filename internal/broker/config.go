@@ -53,6 +53,8 @@ type settings struct {
 	fetchSessionEviction time.Duration
 	fetchMaxBytes        int32
 	deleteTopicEnable    bool
+	producerIDExpiration time.Duration
+	producerIDCheck      time.Duration
 
 	offsetsPartitions     int32
 	offsetsReplication    int16
@@ -102,6 +104,8 @@ var brokerOnlySettings = []SettingDef{
 	{Name: "offsets.retention.minutes", Type: metadata.TypeInt, Default: "10080", Doc: "How long committed offsets of an empty group are kept.", Validate: intRange(1, 1<<31-1)},
 	{Name: "offsets.retention.check.interval.ms", Type: metadata.TypeLong, Default: "600000", Doc: "How often expired offsets are removed.", Validate: intRange(1, 1<<62)},
 	{Name: "offset.metadata.max.bytes", Type: metadata.TypeInt, Default: "4096", Doc: "Largest metadata string of a committed offset.", Validate: intRange(0, 1<<31-1)},
+	{Name: "producer.id.expiration.ms", Type: metadata.TypeInt, Default: "86400000", Doc: "A partition forgets an idempotent producer with no append for this long (its next batch is accepted at any sequence).", Validate: intRange(1, 1<<31-1)},
+	{Name: "producer.id.expiration.check.interval.ms", Type: metadata.TypeInt, Default: "600000", Doc: "How often expired producer ids are removed.", Validate: intRange(1, 1<<31-1)},
 	{Name: "fetch.max.bytes", Type: metadata.TypeInt, Default: strconv.Itoa(55 << 20), Doc: "Upper bound on the bytes of one fetch response.", Validate: intRange(1024, 1<<31-1)},
 }
 
@@ -229,6 +233,8 @@ func (cfg Config) settings() (settings, error) {
 		fetchSessionSlots:    int(i64("max.incremental.fetch.session.cache.slots")),
 		fetchSessionEviction: 2 * time.Minute,
 		fetchMaxBytes:        int32(i64("fetch.max.bytes")),
+		producerIDExpiration: ms("producer.id.expiration.ms"),
+		producerIDCheck:      ms("producer.id.expiration.check.interval.ms"),
 		topicDefaults:        map[string]string{},
 
 		offsetsPartitions:     int32(i64("offsets.topic.num.partitions")),

@@ -17,6 +17,10 @@ func storageErrCode(err error) (int16, bool) {
 		return kerr.InvalidRecord.Code, true
 	case errors.Is(err, log.ErrMessageTooLarge):
 		return kerr.MessageTooLarge.Code, true
+	case errors.Is(err, log.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber.Code, true
+	case errors.Is(err, log.ErrInvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch.Code, true
 	case errors.Is(err, log.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code, true
 	case errors.Is(err, log.ErrWriteFailed), errors.Is(err, log.ErrCorruption):

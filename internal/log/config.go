@@ -182,6 +182,13 @@ type ManagerConfig struct {
 	// the recovery-point and log-start-offset checkpoints are written;
 	// default 60 s.
 	CheckpointInterval time.Duration
+	// ProducerIDExpiration is producer.id.expiration.ms: a producer with no
+	// append for this long is forgotten by every partition (its next batch
+	// is accepted at any sequence); default 1 day.
+	ProducerIDExpiration time.Duration
+	// ProducerIDExpirationCheckInterval is
+	// producer.id.expiration.check.interval.ms; default 10 minutes.
+	ProducerIDExpirationCheckInterval time.Duration
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
 
@@ -195,6 +202,9 @@ const (
 	DefaultCleanerBackoff         = 15 * time.Second
 	DefaultFlushCheckInterval     = time.Second
 	DefaultCheckpointInterval     = 60 * time.Second
+
+	DefaultProducerIDExpiration              = 24 * time.Hour
+	DefaultProducerIDExpirationCheckInterval = 10 * time.Minute
 )
 
 func (c ManagerConfig) withDefaults() ManagerConfig {
@@ -212,6 +222,12 @@ func (c ManagerConfig) withDefaults() ManagerConfig {
 	}
 	if c.CheckpointInterval <= 0 {
 		c.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.ProducerIDExpiration <= 0 {
+		c.ProducerIDExpiration = DefaultProducerIDExpiration
+	}
+	if c.ProducerIDExpirationCheckInterval <= 0 {
+		c.ProducerIDExpirationCheckInterval = DefaultProducerIDExpirationCheckInterval
 	}
 	if c.Now == nil {
 		c.Now = time.Now

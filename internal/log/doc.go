@@ -51,6 +51,13 @@
 // timestamp above the entry's. Indexes are derived data: recovery rebuilds
 // one that fails validation.
 //
+// Producer-state snapshots, "<20-digit offset>.snapshot", hold the
+// idempotent-producer state after every batch below offset (big endian):
+//
+//	header: | magic "SLPS" (4B) | version (1B) = 1 | zero (3B) | CRC-32C of the rest (4B) | offset (8B) | count (4B) |
+//	entry:  | producer id (8B) | epoch (2B) | coordinator epoch (4B) | txn first offset (8B) | batches (1B) |
+//	        | per batch: first seq (4B) | last seq (4B) | first offset (8B) | last offset (8B) | max timestamp (8B) |
+//
 // Checkpoint files are text, like Kafka's: a version line ("0"), a count
 // line, then count lines of space-separated fields ("topic partition
 // offset", or "epoch startOffset" for the leader-epoch checkpoint). They are

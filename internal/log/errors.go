@@ -24,6 +24,12 @@ var (
 	// ErrWriteFailed: a previous write or fsync failed; the partition refuses
 	// appends until it is reopened (sticky). Wraps the original error.
 	ErrWriteFailed = errors.New("log: partition is failed after a write error") // KAFKA_STORAGE_ERROR
+	// ErrOutOfOrderSequence: an idempotent producer's batch does not
+	// continue its sequence (a gap, or a new epoch not starting at 0).
+	ErrOutOfOrderSequence = errors.New("log: out of order sequence number") // OUT_OF_ORDER_SEQUENCE_NUMBER
+	// ErrInvalidProducerEpoch: a batch from an older epoch of a producer
+	// than the partition has seen (a fenced or zombie producer).
+	ErrInvalidProducerEpoch = errors.New("log: invalid producer epoch") // INVALID_PRODUCER_EPOCH
 	// ErrInvalidConfig: a Config or ManagerConfig field is out of range.
 	ErrInvalidConfig = errors.New("log: invalid config")
 )

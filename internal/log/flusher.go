@@ -84,6 +84,7 @@ func (p *Partition) flush(final bool) error {
 	if rp > p.recoveryPoint.Load() {
 		p.recoveryPoint.Store(rp)
 	}
+	p.writePendingSnapshotsLocked(target)
 	p.lastFlushMs.Store(p.now().UnixMilli())
 	return nil
 }

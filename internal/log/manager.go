@@ -107,6 +107,7 @@ func OpenManager(cfg ManagerConfig) (*Manager, error) {
 	m.goFunc(&m.bgWG, "log-flush-scheduler", m.flushSchedulerLoop)
 	m.goFunc(&m.bgWG, "log-deleter", m.deleterLoop)
 	m.goFunc(&m.bgWG, "log-cleaner", m.runCleaner)
+	m.goFunc(&m.bgWG, "log-producer-expiry", m.producerExpiryLoop)
 	return m, nil
 }
 
@@ -216,6 +217,7 @@ func (m *Manager) Open(topic string, partition int32, cfg Config) (*Partition, e
 		flushKick: make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
+		producers: producerStates{},
 	}
 	p.cfg.Store(&c)
 	ch := make(chan struct{})
@@ -469,6 +471,19 @@ func (m *Manager) deleterLoop() {
 }
 
 func (m *Manager) retentionLoop() { m.every(m.cfg.RetentionCheckInterval, m.RunRetention) }
+
+func (m *Manager) producerExpiryLoop() {
+	m.every(m.cfg.ProducerIDExpirationCheckInterval, m.ExpireProducers)
+}
+
+// ExpireProducers forgets, in every open partition, the producers idle for
+// producer.id.expiration.ms (the expiry loop does this every
+// ProducerIDExpirationCheckInterval).
+func (m *Manager) ExpireProducers() {
+	for _, p := range m.Partitions() {
+		p.ExpireProducers()
+	}
+}
 
 // every runs fn each interval until m.stop closes.
 func (m *Manager) every(interval time.Duration, fn func()) {

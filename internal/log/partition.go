@@ -30,6 +30,11 @@ type AppendResult struct {
 	NumBatches     int
 	NumRecords     int64
 	Bytes          int
+	// Duplicate: the batch repeats one an idempotent producer already
+	// wrote (a retry). Nothing was written; FirstOffset and LastOffset are
+	// the original batch's, and LogAppendTime its max timestamp when the
+	// topic uses LogAppendTime.
+	Duplicate bool
 }
 
 // Partition is one partition's log. All methods are safe for concurrent use:
@@ -72,6 +77,13 @@ type Partition struct {
 	flushMu sync.Mutex
 
 	epochs *epochCache
+
+	// producers is the idempotent-producer state (producer_state.go);
+	// guarded by appendMu.
+	producers producerStates
+	// snapMu guards pendingSnaps (leaf lock).
+	snapMu       sync.Mutex
+	pendingSnaps []pendingSnapshot
 }
 
 func (p *Partition) segments() []*segment { return *p.segs.Load() }
@@ -132,12 +144,21 @@ func (p *Partition) kickFlusher() {
 // offsets by rewriting each batch's baseOffset in place (and maxTimestamp for
 // LogAppendTime, recomputing the CRC), and writes them with one write. A bad
 // batch fails the whole call and nothing is written. It never decompresses.
+//
+// Batches with a producer id are checked against the producer state under
+// the append lock (see producer_state.go): a retried batch is reported as
+// a Duplicate with its original offsets and not written again (an append
+// of several batches that includes a duplicate is refused with
+// ErrInvalidRecord); sequence gaps give ErrOutOfOrderSequence, an old
+// epoch ErrInvalidProducerEpoch.
 func (p *Partition) Append(batches []byte) (AppendResult, error) {
 	cfg := p.config()
 	var (
 		nBatches int
 		nRecords int64
 		nOffsets int64
+
+		hasProducer bool
 	)
 	it := batch.NewIter(batches)
 	for it.Next() {
@@ -147,6 +168,12 @@ func (p *Partition) Append(batches []byte) (AppendResult, error) {
 		}
 		if int64(h.NumRecords) != int64(h.LastOffsetDelta)+1 {
 			return AppendResult{}, fmt.Errorf("%w: %s: batch %d has %d records, lastOffsetDelta %d", ErrInvalidRecord, p.tp, nBatches, h.NumRecords, h.LastOffsetDelta)
+		}
+		if h.ProducerID >= 0 && !h.IsControl() && h.BaseSequence < 0 {
+			return AppendResult{}, fmt.Errorf("%w: %s: batch %d has producer id %d but sequence %d", ErrInvalidRecord, p.tp, nBatches, h.ProducerID, h.BaseSequence)
+		}
+		if h.ProducerID >= 0 {
+			hasProducer = true
 		}
 		nBatches++
 		nRecords += int64(h.NumRecords)
@@ -173,6 +200,13 @@ func (p *Partition) Append(batches []byte) (AppendResult, error) {
 		return AppendResult{}, err
 	}
 	nowMs := p.now().UnixMilli()
+	var pc producerCheck
+	if hasProducer {
+		pc.committed = p.producers
+		if res, dup, err := p.findDuplicateLocked(&pc, batches, nBatches, cfg); dup || err != nil {
+			return res, err
+		}
+	}
 	first := p.logEnd.Load()
 	seg := p.active()
 	if p.shouldRollLocked(seg, cfg, int64(len(batches)), nBatches, first+nOffsets-1, nowMs) {
@@ -197,6 +231,12 @@ func (p *Partition) Append(batches []byte) (AppendResult, error) {
 		}
 		if logAppendTime >= 0 {
 			batch.SetLogAppendTime(b[:h.Size()], logAppendTime)
+		}
+		if h.ProducerID >= 0 {
+			h, _ = batch.ParseHeader(b) // with the assigned offset and timestamp
+			if err := pc.check(p.tp, h); err != nil {
+				return AppendResult{}, err
+			}
 		}
 		next += int64(h.LastOffsetDelta) + 1
 		pos += h.Size()
@@ -224,6 +264,7 @@ func (p *Partition) Append(batches []byte) (AppendResult, error) {
 	seg.next.Store(next)
 	seg.lastModMs.Store(nowMs)
 	p.logEnd.Store(next)
+	pc.commit()
 
 	if !cfg.WriteCaching || next-p.durable.Load() >= cfg.FlushMessages {
 		p.kickFlusher()
@@ -237,6 +278,40 @@ func (p *Partition) Append(batches []byte) (AppendResult, error) {
 		NumRecords:     nRecords,
 		Bytes:          len(batches),
 	}, nil
+}
+
+// findDuplicateLocked looks for a retried batch among the batches of an
+// append. One duplicate batch answers the append with its original
+// offsets; a duplicate mixed with other batches is refused.
+func (p *Partition) findDuplicateLocked(pc *producerCheck, batches []byte, nBatches int, cfg *Config) (AppendResult, bool, error) {
+	for pos := 0; pos < len(batches); {
+		h, _ := batch.ParseHeader(batches[pos:]) // validated by the caller
+		pos += h.Size()
+		if h.ProducerID < 0 || h.IsControl() {
+			continue
+		}
+		d, ok := pc.duplicate(h)
+		if !ok {
+			continue
+		}
+		if nBatches > 1 {
+			return AppendResult{}, false, fmt.Errorf("%w: %s: producer %d sequences [%d, %d] were already written, in an append of %d batches", ErrInvalidRecord, p.tp, h.ProducerID, d.FirstSeq, d.LastSeq, nBatches)
+		}
+		lat := int64(-1)
+		if cfg.MessageTimestampType == TimestampLogAppend {
+			lat = d.Timestamp
+		}
+		return AppendResult{
+			FirstOffset:    d.FirstOffset,
+			LastOffset:     d.LastOffset,
+			LogAppendTime:  lat,
+			LogStartOffset: p.logStart.Load(),
+			NumBatches:     1,
+			NumRecords:     int64(h.NumRecords),
+			Duplicate:      true,
+		}, true, nil
+	}
+	return AppendResult{}, false, nil
 }
 
 // shouldRollLocked reports whether an append of n bytes in nBatches batches
@@ -270,6 +345,7 @@ func (p *Partition) rollLocked(nowMs int64) (*segment, error) {
 	old.sealed.Store(true)
 	segs := append(append([]*segment(nil), p.segments()...), ns)
 	p.segs.Store(&segs)
+	p.queueSnapshotLocked(base)
 	p.logger.Debug("rolled segment", "base", base)
 	p.kickFlusher()
 	return ns, nil
@@ -378,6 +454,13 @@ func (p *Partition) close() error {
 	if p.failedErr() == nil {
 		p.active().maybeAddTimeEntry()
 		err = p.flush(true)
+		if err == nil {
+			// The state at the log end: the next open scans nothing.
+			leo := p.logEnd.Load()
+			if serr := writeProducerSnapshot(p.dir, leo, encodeProducerSnapshot(p.producers, leo)); serr != nil {
+				p.logger.Warn("writing producer-state snapshot", "offset", leo, "err", serr)
+			}
+		}
 	} else {
 		err = p.failedErr()
 	}

@@ -88,11 +88,13 @@ func (p *Partition) ApplyRetention() (int, error) {
 	p.segs.Store(&remaining)
 	newLs := max(ls, remaining[0].base)
 	p.logStart.Store(newLs)
+	p.pruneProducersLocked(newLs)
 	p.appendMu.Unlock()
 
 	for _, s := range deleted {
 		p.retire(s)
 	}
+	p.dropSnapshotsBelow(remaining[0].base)
 	p.logger.Info("deleted segments", "count", n, "reason", reason, "log_start", newLs)
 	if err := p.epochs.truncateFromStart(newLs); err != nil {
 		return n, err
@@ -135,11 +137,13 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (logStart int64, err error
 	deleted := segs[:n]
 	remaining := append([]*segment(nil), segs[n:]...)
 	p.segs.Store(&remaining)
+	p.pruneProducersLocked(offset)
 	p.appendMu.Unlock()
 
 	for _, s := range deleted {
 		p.retire(s)
 	}
+	p.dropSnapshotsBelow(remaining[0].base)
 	p.logger.Info("advanced log start offset", "log_start", offset, "segments_deleted", n)
 	if err := p.epochs.truncateFromStart(offset); err != nil {
 		return offset, err
@@ -206,6 +210,10 @@ func (p *Partition) TruncateTo(offset int64) error {
 	}
 	if rp := remaining[len(remaining)-1].base; p.recoveryPoint.Load() > rp {
 		p.recoveryPoint.Store(rp)
+	}
+	p.dropSnapshotsAboveLocked(offset)
+	if err := p.rebuildProducerState(offset, p.logStart.Load()); err != nil {
+		return p.fail("rebuild producer state", err)
 	}
 	p.logger.Info("truncated log", "offset", offset)
 	return p.epochs.truncateFromEnd(offset)

@@ -460,5 +460,8 @@ func (p *Partition) load(clean bool, recoveryPoint, logStart int64) (err error) 
 	if err := p.epochs.truncateFromEnd(leo); err != nil {
 		return err
 	}
-	return p.epochs.truncateFromStart(ls)
+	if err := p.epochs.truncateFromStart(ls); err != nil {
+		return err
+	}
+	return p.rebuildProducerState(leo, ls)
 }

@@ -23,6 +23,7 @@ const (
 	cmdCreatePartitions  = "create_partitions"
 	cmdAlterTopicConfigs = "alter_topic_configs"
 	cmdSetBrokerConfigs  = "set_broker_configs"
+	cmdAllocateProducers = "allocate_producer_ids"
 )
 
 // ErrUnknownCommand marks a log entry this version cannot decode. The FSM
@@ -86,6 +87,13 @@ type setBrokerConfigsCmd struct {
 	Replace bool       `json:"replace,omitempty"`
 }
 
+// allocateProducerIDsCmd reserves Count producer ids: the block starts at
+// the FSM's next producer id, which moves past it (Kafka's
+// AllocateProducerIds). Ids are never handed out twice.
+type allocateProducerIDsCmd struct {
+	Count int32 `json:"count"`
+}
+
 type configOp struct {
 	Name  string  `json:"name"`
 	Op    int8    `json:"op"`
@@ -124,6 +132,8 @@ func commandType(body any) string {
 		return cmdAlterTopicConfigs
 	case *setBrokerConfigsCmd:
 		return cmdSetBrokerConfigs
+	case *allocateProducerIDsCmd:
+		return cmdAllocateProducers
 	}
 	panic(fmt.Sprintf("metadata: no command type for %T", body))
 }
@@ -162,6 +172,8 @@ func decodeCommand(data []byte) (any, error) {
 		body = new(alterTopicConfigsCmd)
 	case cmdSetBrokerConfigs:
 		body = new(setBrokerConfigsCmd)
+	case cmdAllocateProducers:
+		body = new(allocateProducerIDsCmd)
 	default:
 		return nil, fmt.Errorf("%w: type %q", ErrUnknownCommand, env.Type)
 	}

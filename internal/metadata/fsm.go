@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +37,8 @@ type state struct {
 	topics        map[string]*Topic
 	topicIDs      map[[16]byte]string
 	brokerConfigs map[string]string
+	// nextProducerID is the first producer id not yet allocated.
+	nextProducerID int64
 }
 
 func newState() state {
@@ -60,6 +63,8 @@ func newFSM(notify func([]Event)) *fsm {
 // ApplyFuture.Response.
 type applyResult struct {
 	err error
+	// first is the first id of an allocated producer-id block.
+	first int64
 }
 
 var _ raft.FSM = (*fsm)(nil)
@@ -74,6 +79,11 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return applyResult{err: err}
 	}
 	f.mu.Lock()
+	if c, ok := body.(*allocateProducerIDsCmd); ok {
+		first, err := f.mu.st.allocateProducerIDsLocked(c)
+		f.mu.Unlock()
+		return applyResult{err: err, first: first}
+	}
 	events, err := f.mu.st.applyLocked(l.Index, body)
 	f.mu.Unlock()
 	if err == nil && len(events) > 0 {
@@ -147,6 +157,10 @@ func (st *state) applyLocked(index uint64, body any) ([]Event, error) {
 		t.Configs = next
 		return []Event{{Kind: TopicConfigChanged, Topic: t.Name}}, nil
 
+	case *allocateProducerIDsCmd:
+		_, err := st.allocateProducerIDsLocked(c)
+		return nil, err
+
 	case *setBrokerConfigsCmd:
 		next, err := applyBrokerConfigOps(st.brokerConfigs, fromConfigOps(c.Ops), c.Replace)
 		if err != nil {
@@ -159,6 +173,22 @@ func (st *state) applyLocked(index uint64, body any) ([]Event, error) {
 		return []Event{{Kind: BrokerConfigChanged}}, nil
 	}
 	return nil, fmt.Errorf("%w: %T", ErrUnknownCommand, body)
+}
+
+// MaxProducerIDBlock bounds one producer-id allocation.
+const MaxProducerIDBlock = 1 << 20
+
+// allocateProducerIDsLocked reserves c.Count ids and returns the first.
+func (st *state) allocateProducerIDsLocked(c *allocateProducerIDsCmd) (int64, error) {
+	if c.Count <= 0 || c.Count > MaxProducerIDBlock {
+		return -1, kerrorf(kerr.InvalidRequest, "producer id block of %d ids", c.Count)
+	}
+	if st.nextProducerID > math.MaxInt64-int64(c.Count) {
+		return -1, kerrorf(kerr.UnknownServerError, "producer ids exhausted")
+	}
+	first := st.nextProducerID
+	st.nextProducerID += int64(c.Count)
+	return first, nil
 }
 
 func newPartitions(first int32, replicas [][]int32) []Partition {
@@ -342,6 +372,8 @@ type snapshotData struct {
 	Brokers       []Broker          `json:"brokers"`
 	Topics        []topicRec        `json:"topics"`
 	BrokerConfigs map[string]string `json:"broker_configs,omitempty"`
+	// NextProducerID is the first producer id not yet allocated.
+	NextProducerID int64 `json:"next_producer_id,omitempty"`
 }
 
 type topicRec struct {
@@ -361,7 +393,7 @@ type partitionRec struct {
 
 // dataLocked captures the state as its snapshot form (deep copy, sorted).
 func (st *state) dataLocked() snapshotData {
-	d := snapshotData{V: snapshotVersion, ClusterID: st.clusterID, BrokerConfigs: maps.Clone(st.brokerConfigs)}
+	d := snapshotData{V: snapshotVersion, ClusterID: st.clusterID, BrokerConfigs: maps.Clone(st.brokerConfigs), NextProducerID: st.nextProducerID}
 	for _, id := range st.sortedBrokerIDsLocked() {
 		d.Brokers = append(d.Brokers, st.brokers[id])
 	}
@@ -386,6 +418,10 @@ func stateFromData(d snapshotData) (state, error) {
 	}
 	st := newState()
 	st.clusterID = d.ClusterID
+	if d.NextProducerID < 0 {
+		return state{}, fmt.Errorf("metadata: snapshot next producer id %d", d.NextProducerID)
+	}
+	st.nextProducerID = d.NextProducerID
 	for _, b := range d.Brokers {
 		st.brokers[b.NodeID] = b
 	}

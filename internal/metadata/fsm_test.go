@@ -223,6 +223,18 @@ func runGoldenCmd(t *testing.T, f *fsm, index *uint64, events *[]Event, line str
 	case "set-broker-configs":
 		ops, replace := parseOps(args)
 		body = &setBrokerConfigsCmd{Ops: toConfigOps(ops), Replace: replace}
+	case "allocate-producer-ids":
+		n, _ := strconv.Atoi(kv["count"])
+		data, err := encodeCommand(&allocateProducerIDsCmd{Count: int32(n)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		*index++
+		res := f.Apply(&raft.Log{Index: *index, Term: 1, Type: raft.LogCommand, Data: data}).(applyResult)
+		if res.err != nil {
+			return "error: " + KafkaMessage(res.err)
+		}
+		return fmt.Sprintf("first=%d", res.first)
 	default:
 		t.Fatalf("unknown golden command %q", verb)
 	}
@@ -285,6 +297,11 @@ func dumpState(f *fsm) string {
 		}
 	}
 	fmt.Fprintf(&b, "broker-configs: %s", fmtMap(f.brokerConfigs()))
+	f.mu.RLock()
+	if n := f.mu.st.nextProducerID; n != 0 {
+		fmt.Fprintf(&b, "\nnext-producer-id: %d", n)
+	}
+	f.mu.RUnlock()
 	return b.String()
 }
 

@@ -326,31 +326,51 @@ func (s *Store) registerSelf(ctx context.Context) error {
 // It waits for the entry to be applied; ctx bounds only the enqueue (an
 // entry handed to raft may still commit after ctx ends).
 func (s *Store) propose(ctx context.Context, body any) error {
+	_, err := s.proposeResult(ctx, body)
+	return err
+}
+
+// AllocateProducerIDs reserves n producer ids (1 <= n <= MaxProducerIDBlock)
+// through the quorum and returns the first; the block is [first, first+n).
+// An id is never handed out twice, across restarts too.
+func (s *Store) AllocateProducerIDs(ctx context.Context, n int) (first int64, err error) {
+	if n <= 0 || n > MaxProducerIDBlock {
+		return -1, kerrorf(kerr.InvalidRequest, "producer id block of %d ids", n)
+	}
+	res, err := s.proposeResult(ctx, &allocateProducerIDsCmd{Count: int32(n)})
+	if err != nil {
+		return -1, err
+	}
+	return res.first, nil
+}
+
+// proposeResult is propose returning the FSM's whole result.
+func (s *Store) proposeResult(ctx context.Context, body any) (applyResult, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return applyResult{}, err
 	}
 	data, err := encodeCommand(body)
 	if err != nil {
-		return err
+		return applyResult{}, err
 	}
 	f := s.raft.Apply(data, timeoutFrom(ctx))
 	if err := f.Error(); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
 			errors.Is(err, raft.ErrLeadershipTransferInProgress):
-			return fmt.Errorf("metadata: %v: %w", err, kerr.NotController)
+			return applyResult{}, fmt.Errorf("metadata: %v: %w", err, kerr.NotController)
 		case errors.Is(err, raft.ErrRaftShutdown):
-			return fmt.Errorf("%w: %w", ErrClosed, kerr.NotController)
+			return applyResult{}, fmt.Errorf("%w: %w", ErrClosed, kerr.NotController)
 		case errors.Is(err, raft.ErrEnqueueTimeout):
-			return fmt.Errorf("metadata: %v: %w", err, kerr.RequestTimedOut)
+			return applyResult{}, fmt.Errorf("metadata: %v: %w", err, kerr.RequestTimedOut)
 		}
-		return fmt.Errorf("metadata: apply: %w", err)
+		return applyResult{}, fmt.Errorf("metadata: apply: %w", err)
 	}
 	res, ok := f.Response().(applyResult)
 	if !ok {
-		return fmt.Errorf("metadata: unexpected apply response %T", f.Response())
+		return applyResult{}, fmt.Errorf("metadata: unexpected apply response %T", f.Response())
 	}
-	return res.err
+	return res, res.err
 }
 
 // ClusterID is the cluster's id.

@@ -66,6 +66,11 @@ func Topic(name string, partitions int32, configs ...string) Option {
 	}
 }
 
+// Advertise makes the broker tell clients to connect to addr (host:port)
+// instead of its listener, e.g. a proxy in the test that sits in front of
+// it.
+func Advertise(addr string) Option { return func(o *options) { o.cfg.Advertise = addr } }
+
 // AdminListen enables the admin HTTP listener on a random loopback port.
 func AdminListen() Option { return func(o *options) { o.cfg.AdminListen = "127.0.0.1:0" } }
 
