@@ -7,7 +7,7 @@ build:
 	$(GO) build -o sluice ./cmd/sluice
 
 # The whole suite: every Go test with the race detector, then the real-client
-# compatibility scripts.
+# compatibility scripts (kcat, kafkajs).
 test: testrace compat
 
 testrace:
@@ -16,8 +16,12 @@ testrace:
 unit:
 	$(GO) test ./...
 
+# Real clients of other ecosystems against `sluice serve`: kcat (librdkafka)
+# and kafkajs (pinned in compat/kafkajs/package-lock.json). Each script
+# installs its client when missing (apt-get when root; npm ci).
 compat:
 	./scripts/kcat-test.sh
+	./scripts/kafkajs-test.sh
 
 lint:
 	@test -z "$$(gofmt -l .)" || (echo "gofmt needed:"; gofmt -l .; exit 1)

@@ -3,11 +3,16 @@
 //
 //	sluice serve                      start a broker (localhost:9092, ./sluice-data)
 //	sluice serve --help               every flag; settings by --set, --config or SLUICE_*
+//	sluice topic|group|cluster|offsets admin commands (kadm) against -X brokers= or SLUICE_BROKERS
+//	sluice produce|consume            console producer and consumer (kgo)
+//	sluice bench produce|consume|e2e  load generator
 //	sluice version                    print the version
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -44,6 +49,13 @@ type cmdEnv struct {
 func commands() []command {
 	return []command{
 		{"serve", "start a broker", runServe},
+		{"topic", "create, list, describe, delete and configure topics", runTopic},
+		{"group", "list, describe, delete consumer groups; seek their offsets", runGroup},
+		{"cluster", "brokers and controller of a cluster", runCluster},
+		{"offsets", "start and end offsets of partitions; a group's committed offsets and lag", runOffsets},
+		{"produce", "produce lines from stdin", runProduce},
+		{"consume", "consume records to stdout", runConsume},
+		{"bench", "load generator: produce, consume, end-to-end latency", runBench},
 		{"version", "print the version", func(_ context.Context, _ []string, env cmdEnv) error {
 			_, err := fmt.Fprintf(env.stdout, "sluice %s\n", version)
 			return err
@@ -76,8 +88,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			continue
 		}
 		if err := c.run(ctx, args[1:], env); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
 			fmt.Fprintf(stderr, "sluice %s: %v\n", c.name, err)
-			if _, ok := err.(errUsage); ok {
+			if ue := (errUsage{}); errors.As(err, &ue) {
 				return 2
 			}
 			return 1
