@@ -7,7 +7,8 @@ package broker
 //     sends them with sendfile(2) behind hand-encoded response headers
 //     (protocol.EncodeFetchResponse): no record bytes pass through user space.
 //   - read_uncommitted reads up to the high watermark, read_committed up to
-//     the last stable offset.
+//     the last stable offset, with the aborted transactions (from the log's
+//     .txnindex) that overlap [fetch offset, LSO) when data is returned.
 //   - Long poll: when fewer than MinBytes are available the request parks in
 //     the fetch purgatory; an append to any of its partitions wakes it, and
 //     MaxWaitMillis ends it. No polling loop.
@@ -68,6 +69,9 @@ type fetchRead struct {
 	logStart int64
 	regions  []protocol.Region
 	bytes    int64
+	// aborted: for read_committed, the aborted transactions that may
+	// cover the returned batches.
+	aborted []log.AbortedTxn
 }
 
 func (b *Broker) handleFetch(r *request, req *kmsg.FetchRequest) kmsg.Response {
@@ -274,6 +278,9 @@ func (b *Broker) readFetchItem(it *fetchItem, isolation int8, budget int64, firs
 		out.regions[i] = protocol.Region{File: rg.File, Pos: rg.Pos, Len: rg.Len}
 	}
 	out.bytes = res.Bytes
+	if isolation == 1 && res.Bytes > 0 {
+		out.aborted = p.log.AbortedTransactions(it.offset, bound)
+	}
 	return out
 }
 
@@ -321,7 +328,12 @@ func (b *Broker) fetchResponse(h protocol.Header, req *kmsg.FetchRequest, items 
 		rp.PreferredReadReplica = -1
 		rp.RecordBatches = []byte{} // an empty, non-null records field, as Kafka sends
 		if req.IsolationLevel == 1 && rd.err == nil {
-			rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+			rp.AbortedTransactions = make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, 0, len(rd.aborted))
+			for _, a := range rd.aborted {
+				at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+				at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+				rp.AbortedTransactions = append(rp.AbortedTransactions, at)
+			}
 		}
 		resp.Topics[ti].Partitions = append(resp.Topics[ti].Partitions, rp)
 		regions[ti] = append(regions[ti], rd.regions)

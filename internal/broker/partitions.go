@@ -37,9 +37,13 @@ type partition struct {
 // A single replica's high watermark is its log end offset.
 func (p *partition) highWatermark() int64 { return p.log.LogEndOffset() }
 
-// lastStableOffset bounds read_committed reads. Without open transactions
-// it equals the high watermark.
-func (p *partition) lastStableOffset() int64 { return p.highWatermark() }
+// lastStableOffset bounds read_committed reads: the log's last stable
+// offset (first offset of the earliest open transaction), at most the
+// high watermark.
+func (p *partition) lastStableOffset() int64 {
+	hw := p.highWatermark()
+	return min(p.log.LastStableOffset(), hw)
+}
 
 // addWaiter registers w to be woken by appends.
 func (p *partition) addWaiter(w *fetchWaiter) {

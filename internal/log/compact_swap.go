@@ -124,6 +124,10 @@ func (p *Partition) swapIn(group []*segment, sizes []int64, ns *segment, opts *c
 	next = append(next, ns)
 	next = append(next, segs[at+len(group):]...)
 	p.segs.Store(&next)
+	// The old segments' .txnindex files were renamed with them; the
+	// flusher writes the cleaned segment's from the in-memory list.
+	ns.txnDirty.Store(true)
+	p.kickFlusher()
 	locked = false
 	p.appendMu.Unlock()
 	if crash(swapStepListed) {
@@ -181,7 +185,7 @@ func createCleanedSegment(dir string, base int64) (s *segment, err error) {
 // removeSegmentFiles removes "<base>.{log,index,timeindex}<suffix>",
 // ignoring missing files.
 func removeSegmentFiles(dir string, base int64, suffix string) {
-	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		// Best effort: open removes leftovers too.
 		_ = os.Remove(segmentPath(dir, base, suf) + suffix)
 	}

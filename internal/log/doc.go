@@ -24,6 +24,7 @@
 //	    00000000000000000000.log          record batches, back to back, as appended
 //	    00000000000000000000.index        sparse offset index
 //	    00000000000000000000.timeindex    sparse time index
+//	    00000000000000000000.txnindex     aborted transactions whose marker is in the segment (if any)
 //	    00000000000000004711.log          next segment: name = its base offset
 //	    ...
 //	    leader-epoch-checkpoint           text: epoch -> start offset
@@ -44,6 +45,11 @@
 //	header:     | magic (4B) "SLOX" or "SLTX" | version (1B) = 1 | zero (3B) | base offset (8B) |
 //	.index:     | relative offset (4B) | file position (4B) |        one per index.interval.bytes
 //	.timeindex: | max timestamp so far (8B) | relative offset (4B) |  when the max timestamp grew
+//
+// .txnindex files share the header (magic "SLTN") and hold 32-byte
+// entries: | producer id (8B) | first offset (8B) | abort marker offset
+// (8B) | last stable offset after the abort (8B) |, in marker order (see
+// txn.go). They are rewritten whole, atomically.
 //
 // An offset-index entry points at the start of the batch whose base offset
 // is base+relative offset. A time-index entry says that the batches up to

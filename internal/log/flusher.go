@@ -34,6 +34,9 @@ func (p *Partition) flush(final bool) error {
 	}
 	target := p.logEnd.Load()
 	segs := p.segments()
+	if err := p.writeTxnIndexesLocked(segs); err != nil {
+		return p.fail("write txn index", err)
+	}
 	dirSynced := false
 	rp := target
 	for _, s := range segs {

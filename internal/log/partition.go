@@ -81,6 +81,12 @@ type Partition struct {
 	// producers is the idempotent-producer state (producer_state.go);
 	// guarded by appendMu.
 	producers producerStates
+	// firstUnstable is the first offset of the earliest ongoing
+	// transaction (MaxInt64: none); aborted the aborted transactions by
+	// marker offset (copy on write). Written under appendMu, read
+	// lock-free (txn.go).
+	firstUnstable atomic.Int64
+	aborted       atomic.Pointer[[]AbortedTxn]
 	// snapMu guards pendingSnaps (leaf lock).
 	snapMu       sync.Mutex
 	pendingSnaps []pendingSnapshot
@@ -222,6 +228,11 @@ func (p *Partition) Append(batches []byte) (AppendResult, error) {
 	}
 	epoch, hasEpoch := p.epochs.latest()
 	next := first
+	var (
+		txnChanged bool // a transaction started or ended
+		aborts     []AbortedTxn
+		dec        *batch.Decoder
+	)
 	for pos := 0; pos < len(batches); {
 		b := batches[pos:]
 		h, _ := batch.ParseHeader(b) // validated above
@@ -234,6 +245,25 @@ func (p *Partition) Append(batches []byte) (AppendResult, error) {
 		}
 		if h.ProducerID >= 0 {
 			h, _ = batch.ParseHeader(b) // with the assigned offset and timestamp
+			s := pc.entry(h.ProducerID)
+			switch {
+			case h.IsControl():
+				if dec == nil {
+					dec = new(batch.Decoder)
+				}
+				c, err := controlType(dec, b[:h.Size()])
+				if err != nil {
+					return AppendResult{}, fmt.Errorf("%w: %s: control batch of producer %d: %w", ErrInvalidRecord, p.tp, h.ProducerID, err)
+				}
+				if s != nil && s.TxnFirstOffset >= 0 {
+					txnChanged = true
+					if c.Type == batch.ControlAbort {
+						aborts = append(aborts, AbortedTxn{ProducerID: h.ProducerID, FirstOffset: s.TxnFirstOffset, LastOffset: h.LastOffset()})
+					}
+				}
+			case h.IsTransactional():
+				txnChanged = txnChanged || s == nil || s.TxnFirstOffset < 0
+			}
 			if err := pc.check(p.tp, h); err != nil {
 				return AppendResult{}, err
 			}
@@ -263,8 +293,20 @@ func (p *Partition) Append(batches []byte) (AppendResult, error) {
 	seg.size.Store(start + int64(len(batches)))
 	seg.next.Store(next)
 	seg.lastModMs.Store(nowMs)
-	p.logEnd.Store(next)
 	pc.commit()
+	if txnChanged {
+		// Before the log end (see txn.go): aborted list, then LSO.
+		for i := range aborts {
+			lso := p.producers.firstUnstable(nil, aborts[i].ProducerID)
+			aborts[i].LastStableOffset = min(lso, aborts[i].LastOffset+1)
+		}
+		if len(aborts) > 0 {
+			p.addAbortedLocked(aborts)
+			seg.txnDirty.Store(true)
+		}
+		p.firstUnstable.Store(p.producers.firstUnstable(nil, -1))
+	}
+	p.logEnd.Store(next)
 
 	if !cfg.WriteCaching || next-p.durable.Load() >= cfg.FlushMessages {
 		p.kickFlusher()

@@ -117,6 +117,9 @@ func (s *ProducerState) apply(h batch.Header) {
 		s.TxnFirstOffset = -1
 		return
 	}
+	if h.IsTransactional() && s.TxnFirstOffset < 0 {
+		s.TxnFirstOffset = h.BaseOffset
+	}
 	if len(s.Batches) == maxProducerBatches {
 		copy(s.Batches, s.Batches[1:])
 		s.Batches = s.Batches[:maxProducerBatches-1]

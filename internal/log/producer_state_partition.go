@@ -1,6 +1,10 @@
 package log
 
-import "github.com/sluice-io/sluice/internal/log/batch"
+import (
+	"fmt"
+
+	"github.com/sluice-io/sluice/internal/log/batch"
+)
 
 // Producer state kept by a Partition: rebuild on open and truncation,
 // snapshots at roll and close, pruning at retention, expiry.
@@ -99,11 +103,20 @@ func (p *Partition) rebuildProducerState(end, logStart int64) error {
 		break
 	}
 	segs := p.segments()
+	aborted, err := p.abortedBelow(segs, from)
+	if err != nil {
+		p.logger.Warn("ignoring unreadable transaction index; replaying the whole log", "err", err)
+		m, from, aborted = producerStates{}, -1, nil
+	}
 	start := 0
 	if from >= 0 {
 		start = segmentFor(segs, from)
 	}
 	scanned := 0
+	var (
+		dec     batch.Decoder
+		scanErr error
+	)
 	for _, s := range segs[start:] {
 		size := s.size.Load()
 		pos := int64(0)
@@ -117,27 +130,85 @@ func (p *Partition) rebuildProducerState(end, logStart int64) error {
 			}
 			pos = bp
 		}
-		err := s.scanHeaders(pos, size, func(_ int64, h batch.Header) bool {
+		err := s.scanHeaders(pos, size, func(bpos int64, h batch.Header) bool {
 			if h.BaseOffset >= end {
 				return false
 			}
-			if h.LastOffset() >= from {
-				m.replay(h)
-				scanned++
+			if h.LastOffset() < from {
+				return true
 			}
+			if ps := m[h.ProducerID]; h.IsControl() && ps != nil && ps.TxnFirstOffset >= 0 {
+				b, err := readBatchAt(s, bpos, h)
+				if err != nil {
+					scanErr = err
+					return false
+				}
+				c, err := controlType(&dec, b)
+				if err != nil {
+					scanErr = corruptionf("%s: control batch at offset %d: %v", p.tp, h.BaseOffset, err)
+					return false
+				}
+				if c.Type == batch.ControlAbort {
+					lso := min(m.firstUnstable(nil, h.ProducerID), h.LastOffset()+1)
+					aborted = append(aborted, AbortedTxn{ProducerID: h.ProducerID, FirstOffset: ps.TxnFirstOffset, LastOffset: h.LastOffset(), LastStableOffset: lso})
+				}
+			}
+			m.replay(h)
+			scanned++
 			return true
 		})
+		if err == nil {
+			err = scanErr
+		}
 		if err != nil {
 			return err
 		}
+		s.txnDirty.Store(true) // its .txnindex may describe lost or unknown markers
 	}
 	m.removeBefore(logStart)
 	m.expire(p.now().UnixMilli(), p.m.cfg.ProducerIDExpiration.Milliseconds())
 	p.producers = m
+	p.setAbortedLocked(aborted)
+	p.pruneAbortedLocked(logStart)
+	p.firstUnstable.Store(m.firstUnstable(nil, -1))
 	if scanned > 0 || from >= 0 {
 		p.logger.Debug("rebuilt producer state", "snapshot", from, "batches_scanned", scanned, "producers", len(m))
 	}
 	return nil
+}
+
+// abortedBelow returns the aborted transactions whose marker is below from
+// (the offset the replay starts at): kept from memory after a truncation,
+// read from the segments' .txnindex files on open.
+func (p *Partition) abortedBelow(segs []*segment, from int64) ([]AbortedTxn, error) {
+	if from < 0 {
+		return nil, nil
+	}
+	if cur := p.aborted.Load(); cur != nil {
+		var out []AbortedTxn
+		for _, e := range *cur {
+			if e.LastOffset < from {
+				out = append(out, e)
+			}
+		}
+		return out, nil
+	}
+	var out []AbortedTxn
+	for _, s := range segs {
+		if s.base >= from {
+			break
+		}
+		es, err := readTxnIndex(p.dir, s.base)
+		if err != nil {
+			return nil, fmt.Errorf("segment %d: %w", s.base, err)
+		}
+		for _, e := range es {
+			if e.LastOffset < from {
+				out = append(out, e)
+			}
+		}
+	}
+	return out, nil
 }
 
 // Producers returns a copy of the partition's producer state, sorted by
@@ -172,6 +243,7 @@ func (p *Partition) ExpireProducers() int {
 // log start. Caller holds appendMu.
 func (p *Partition) pruneProducersLocked(logStart int64) {
 	p.producers.removeBefore(logStart)
+	p.pruneAbortedLocked(logStart)
 }
 
 // dropSnapshotsBelow removes snapshot files below the first segment's base

@@ -34,6 +34,7 @@ type segment struct {
 	maxTsOffset atomic.Int64 // last offset of the first batch reaching maxTs
 	lastModMs   atomic.Int64 // wall time of the last append (or file mtime)
 	sealed      atomic.Bool  // rolled: no more appends, indexes final
+	txnDirty    atomic.Bool  // aborted transactions changed: the flusher rewrites .txnindex
 
 	offIdx  entryList[offsetEntry]
 	timeIdx entryList[timeEntry]
@@ -134,7 +135,7 @@ func (s *segment) close() error {
 // stay open). A crash after this leaves files that open removes.
 func (s *segment) renameDeleted() error {
 	var errs []error
-	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		p := segmentPath(s.dir, s.base, suf)
 		if err := os.Rename(p, p+deletedSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
@@ -146,7 +147,7 @@ func (s *segment) renameDeleted() error {
 // removeDeleted removes the "<name>.deleted" files of the segment.
 func (s *segment) removeDeleted() error {
 	var errs []error
-	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		if err := os.Remove(segmentPath(s.dir, s.base, suf) + deletedSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -349,7 +349,7 @@ func (p *Partition) completeSwap(base int64) error {
 		if !ok || b < base || b >= res.next {
 			continue
 		}
-		for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+		for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 			if err := os.Remove(segmentPath(p.dir, b, suf)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
