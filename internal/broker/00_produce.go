@@ -27,6 +27,9 @@ package broker
 //     INVALID_PRODUCER_EPOCH. A producer the partition does not know (new,
 //     expired after producer.id.expiration.ms, or whose batches were all
 //     deleted) is accepted at any sequence, as in Kafka 4.
+//   - Control batches (transaction markers) are refused with
+//     INVALID_RECORD, as Kafka does: the transaction coordinator writes
+//     them.
 //   - Compacted topics (cleanup.policy contains compact) refuse records
 //     without a key with INVALID_RECORD, as Kafka does; this is the one case
 //     where produce decodes (and decompresses) records.
@@ -38,6 +41,7 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -85,6 +89,10 @@ func (b *Broker) handleProduce(r *request, req *kmsg.ProduceRequest) kmsg.Respon
 				p, ok := b.parts.get(name, rp.Partition)
 				if !ok {
 					fail(b.missingPartitionErr(name, rp.Partition))
+					break
+				}
+				if err := refuseControl(rp.Records); err != nil {
+					fail(err)
 					break
 				}
 				if p.compacted.Load() {
@@ -177,6 +185,28 @@ func (b *Broker) missingPartitionErr(topic string, part int32) error {
 // requireKeys checks that every data record of the batches has a key
 // (compacted topics). Malformed batches are left for the storage engine to
 // refuse with its own error.
+// refuseControl refuses control batches (transaction markers) from
+// clients: only the transaction coordinator writes them (Kafka:
+// INVALID_RECORD). It reads each batch's attributes in place; a malformed
+// frame is left for the storage engine to reject.
+func refuseControl(records []byte) error {
+	for pos := 0; len(records)-pos >= batch.HeaderSize; {
+		b := records[pos:]
+		if b[batch.MagicOffset] != batch.MagicV2 {
+			return nil
+		}
+		if int16(binary.BigEndian.Uint16(b[batch.AttributesOffset:]))&batch.AttrControl != 0 {
+			return fmt.Errorf("%w: control batches are written by the transaction coordinator, not by producers", kerr.InvalidRecord)
+		}
+		n := int(int32(binary.BigEndian.Uint32(b[batch.LengthOffset:]))) + batch.LogOverhead
+		if n <= batch.LogOverhead || n > len(b) {
+			return nil
+		}
+		pos += n
+	}
+	return nil
+}
+
 func requireKeys(records []byte) error {
 	var dec batch.Decoder
 	it := batch.NewIter(records)

@@ -8,8 +8,9 @@ package broker
 //     (offsets.topic.num.partitions, compacted, internal) and loads it in
 //     the background; until loading is done the answer is
 //     COORDINATOR_NOT_AVAILABLE, which clients retry.
-//   - Transaction keys (key type 1): COORDINATOR_NOT_AVAILABLE until the
-//     transaction coordinator exists.
+//   - Transaction keys (key type 1): likewise for __transaction_state
+//     (transaction.state.log.num.partitions, compacted, internal), which
+//     also makes sure __consumer_offsets exists (AddOffsetsToTxn markers).
 //   - Other key types: INVALID_REQUEST.
 //
 // Version notes:
@@ -34,7 +35,10 @@ func (b *Broker) handleFindCoordinator(r *request, req *kmsg.FindCoordinatorRequ
 			}
 			return b.cfg.NodeID, nil
 		case 1:
-			return -1, kerr.CoordinatorNotAvailable
+			if err := b.txns.ensure(true); err != nil {
+				return -1, err
+			}
+			return b.cfg.NodeID, nil
 		default:
 			return -1, kerr.InvalidRequest
 		}

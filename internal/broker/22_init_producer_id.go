@@ -10,10 +10,16 @@ package broker
 //     current id and epoch still gets a fresh id with epoch 0 (Kafka's
 //     TransactionCoordinator "blindly accepts" a null transactional id);
 //     the partitions' state for the old id is left to expire.
-//   - With a transactional id: NOT_COORDINATOR. There is no transaction
-//     coordinator yet and FindCoordinator for transaction keys answers
-//     COORDINATOR_NOT_AVAILABLE, so a client never gets here with one; a
-//     client that does re-discovers the coordinator and keeps retrying.
+//   - With a transactional id: the transaction coordinator (internal/txn)
+//     answers, serial on the connection. First use: a new producer id,
+//     epoch 0. Later: the next epoch, which fences older producers; an
+//     ongoing transaction of the old epoch is aborted first (abort markers
+//     written with the new epoch) and a prepared one completed. When the
+//     epoch runs out, a new producer id. TransactionTimeoutMillis must be
+//     in (0, transaction.max.timeout.ms], else INVALID_TRANSACTION_TIMEOUT.
+//     v3+ ProducerID/ProducerEpoch not matching the id's current (or
+//     previous) epoch: PRODUCER_FENCED (INVALID_PRODUCER_EPOCH before v4).
+//     Not coordinated here: NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS.
 //   - TransactionTimeoutMillis is ignored without a transactional id.
 //   - If no id block can be reserved (no controller, shutting down):
 //     COORDINATOR_NOT_AVAILABLE, which clients retry.
@@ -23,6 +29,8 @@ package broker
 //   - v4: flexible; v5: KIP-890 epoch handling (transactions only)
 
 import (
+	"context"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -33,8 +41,19 @@ func (b *Broker) handleInitProducerID(r *request, req *kmsg.InitProducerIDReques
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
-		resp.ErrorCode = kerr.NotCoordinator.Code
-		return resp
+		r.serial(func(ctx context.Context) kmsg.Response {
+			curPID, curEpoch := int64(-1), int16(-1)
+			if req.Version >= 3 {
+				curPID, curEpoch = req.ProducerID, req.ProducerEpoch
+			}
+			pid, epoch, err := b.txns.coord.InitProducerID(ctx, *req.TransactionalID, req.TransactionTimeoutMillis, curPID, curEpoch)
+			resp.ErrorCode = txnErrCode(err, req.Version < 4)
+			if err == nil {
+				resp.ProducerID, resp.ProducerEpoch = pid, epoch
+			}
+			return resp
+		})
+		return nil
 	}
 	id, err := b.pids.Next(r.ctx)
 	if err != nil {

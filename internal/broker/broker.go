@@ -42,6 +42,7 @@ type Broker struct {
 	parts    *partitionTable
 	groups   *groups
 	pids     *txn.ProducerIDs
+	txns     *txns
 	sessions *fetchSessionCache
 	sender   protocol.Sender
 	stats    protocol.SendStats
@@ -138,6 +139,8 @@ func New(cfg Config) (*Broker, error) {
 	b.groups = newGroups(b)
 	b.groups.start()
 	b.pids = txn.NewProducerIDs(b.meta, txn.DefaultBlockSize)
+	b.txns = newTxns(b)
+	b.txns.start()
 
 	if cfg.AdminListen != "" {
 		b.adminLn, err = net.Listen("tcp", cfg.AdminListen)
@@ -295,6 +298,9 @@ func (b *Broker) closeResources() error {
 		if err := b.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if b.txns != nil {
+		b.txns.close() // before groups: markers go through the group coordinator
 	}
 	if b.groups != nil {
 		b.groups.close()

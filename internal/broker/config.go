@@ -65,6 +65,11 @@ type settings struct {
 	offsetsRetention      time.Duration
 	offsetsRetentionCheck time.Duration
 	offsetMetadataMax     int
+
+	txnPartitions    int32
+	txnReplication   int16
+	txnMaxTimeout    time.Duration
+	txnAbortInterval time.Duration
 	// topicDefaults maps topic config name -> broker-level default value,
 	// for topic configs whose BrokerKey is set in Settings.
 	topicDefaults map[string]string
@@ -104,6 +109,10 @@ var brokerOnlySettings = []SettingDef{
 	{Name: "offsets.retention.minutes", Type: metadata.TypeInt, Default: "10080", Doc: "How long committed offsets of an empty group are kept.", Validate: intRange(1, 1<<31-1)},
 	{Name: "offsets.retention.check.interval.ms", Type: metadata.TypeLong, Default: "600000", Doc: "How often expired offsets are removed.", Validate: intRange(1, 1<<62)},
 	{Name: "offset.metadata.max.bytes", Type: metadata.TypeInt, Default: "4096", Doc: "Largest metadata string of a committed offset.", Validate: intRange(0, 1<<31-1)},
+	{Name: "transaction.state.log.num.partitions", Type: metadata.TypeInt, Default: "50", Doc: "Partitions of __transaction_state (fixed once the topic exists).", Validate: intRange(1, 10000)},
+	{Name: "transaction.state.log.replication.factor", Type: metadata.TypeShort, Default: "3", Doc: "Replication factor of __transaction_state (capped by the brokers available at creation).", Validate: intRange(1, 32767)},
+	{Name: "transaction.max.timeout.ms", Type: metadata.TypeInt, Default: "900000", Doc: "Largest transaction.timeout.ms a transactional producer may ask for (INVALID_TRANSACTION_TIMEOUT above).", Validate: intRange(1, 1<<31-1)},
+	{Name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", Type: metadata.TypeInt, Default: "10000", Doc: "How often transactions older than their timeout are aborted.", Validate: intRange(1, 1<<31-1)},
 	{Name: "producer.id.expiration.ms", Type: metadata.TypeInt, Default: "86400000", Doc: "A partition forgets an idempotent producer with no append for this long (its next batch is accepted at any sequence).", Validate: intRange(1, 1<<31-1)},
 	{Name: "producer.id.expiration.check.interval.ms", Type: metadata.TypeInt, Default: "600000", Doc: "How often expired producer ids are removed.", Validate: intRange(1, 1<<31-1)},
 	{Name: "fetch.max.bytes", Type: metadata.TypeInt, Default: strconv.Itoa(55 << 20), Doc: "Upper bound on the bytes of one fetch response.", Validate: intRange(1024, 1<<31-1)},
@@ -246,6 +255,11 @@ func (cfg Config) settings() (settings, error) {
 		offsetsRetention:      time.Duration(i64("offsets.retention.minutes")) * time.Minute,
 		offsetsRetentionCheck: ms("offsets.retention.check.interval.ms"),
 		offsetMetadataMax:     int(i64("offset.metadata.max.bytes")),
+
+		txnPartitions:    int32(i64("transaction.state.log.num.partitions")),
+		txnReplication:   int16(i64("transaction.state.log.replication.factor")),
+		txnMaxTimeout:    ms("transaction.max.timeout.ms"),
+		txnAbortInterval: ms("transaction.abort.timed.out.transaction.cleanup.interval.ms"),
 	}
 	for _, d := range BrokerSettings() {
 		if d.Topic == "" {

@@ -10,7 +10,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/sluice-io/sluice/internal/group"
-	"github.com/sluice-io/sluice/internal/log/batch"
 	"github.com/sluice-io/sluice/internal/metadata"
 )
 
@@ -50,7 +49,7 @@ func newGroups(b *Broker) *groups {
 			return ok && p >= 0 && p < n
 		},
 		Logger: b.logger.With("component", "group"),
-	}, groupLog{b})
+	}, internalLog{b, offsetsTopic})
 	return g
 }
 
@@ -137,66 +136,6 @@ func (g *groups) load() error {
 }
 
 func (g *groups) close() { g.coord.Close() }
-
-// groupLog implements group.Log over the broker's partition logs: the same
-// append path (validation, offsets, group-commit fsync) as user data.
-type groupLog struct{ b *Broker }
-
-func (l groupLog) partition(p int32) (*partition, error) {
-	part, ok := l.b.parts.get(offsetsTopic, p)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s/%d is not hosted here", kerr.NotCoordinator, offsetsTopic, p)
-	}
-	return part, nil
-}
-
-func (l groupLog) Append(ctx context.Context, p int32, batches []byte) error {
-	part, err := l.partition(p)
-	if err != nil {
-		return err
-	}
-	res, err := part.log.Append(batches)
-	if err != nil {
-		return err
-	}
-	part.wake()
-	return part.log.WaitDurable(ctx, res.LastOffset)
-}
-
-func (l groupLog) Read(p int32, fn func(batch []byte) error) error {
-	part, err := l.partition(p)
-	if err != nil {
-		return err
-	}
-	off := part.log.LogStartOffset()
-	end := part.log.LogEndOffset()
-	for off < end {
-		res, err := part.log.Read(off, 1<<20, end, true)
-		if err != nil {
-			return err
-		}
-		if len(res.Regions) == 0 {
-			return nil
-		}
-		for _, rg := range res.Regions {
-			buf := make([]byte, rg.Len) // fresh: the coordinator may keep slices of it
-			if _, err := rg.File.ReadAt(buf, rg.Pos); err != nil {
-				return fmt.Errorf("read %s/%d at %d: %w", offsetsTopic, p, off, err)
-			}
-			it := batch.NewIter(buf)
-			for it.Next() {
-				if err := fn(it.Batch()); err != nil {
-					return err
-				}
-				off = it.Header().LastOffset() + 1
-			}
-			if err := it.Err(); err != nil {
-				return fmt.Errorf("read %s/%d at %d: %w", offsetsTopic, p, off, err)
-			}
-		}
-	}
-	return nil
-}
 
 // groupCtx tells the coordinator who is asking: the client id and host
 // that Kafka shows in DescribeGroups and uses in member ids.

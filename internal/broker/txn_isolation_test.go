@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -12,8 +13,8 @@ import (
 	"github.com/sluice-io/sluice/pkg/sluicetest"
 )
 
-// rawProducer sends hand-built batches (transactional data, markers) with
-// kmsg, as a transaction coordinator and a transactional producer would.
+// rawProducer sends hand-built batches (transactional data) with kmsg, as
+// a transactional producer would.
 type rawProducer struct {
 	t     *testing.T
 	cl    *kgo.Client
@@ -62,13 +63,58 @@ func (p rawProducer) data(pid int64, txn bool, seq int32, values ...string) {
 	p.send(b)
 }
 
-func (p rawProducer) marker(pid int64, typ batch.ControlType) {
-	p.t.Helper()
-	b, err := batch.ControlBatch(0, pid, 0, batch.ControlRecord{Type: typ}, time.Now().UnixMilli())
+// rawTxn is a transaction driven with kmsg requests to the transaction
+// coordinator (InitProducerId, AddPartitionsToTxn, EndTxn), whose data the
+// test writes with rawProducer.data; the coordinator writes the markers.
+type rawTxn struct {
+	t     *testing.T
+	cl    *kgo.Client
+	id    string
+	pid   int64
+	epoch int16
+}
+
+func newRawTxn(t *testing.T, cl *kgo.Client, id, topic string) *rawTxn {
+	t.Helper()
+	ctx := testCtx(t, 30*time.Second)
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionalID = &id
+	init.TransactionTimeoutMillis = 60000
+	resp, err := init.RequestWith(ctx, cl)
 	if err != nil {
-		p.t.Fatal(err)
+		t.Fatal(err)
 	}
-	p.send(b)
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		t.Fatalf("InitProducerId: %v", err)
+	}
+	x := &rawTxn{t: t, cl: cl, id: id, pid: resp.ProducerID, epoch: resp.ProducerEpoch}
+	add := kmsg.NewPtrAddPartitionsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch = id, x.pid, x.epoch
+	at := kmsg.NewAddPartitionsToTxnRequestTopic()
+	at.Topic, at.Partitions = topic, []int32{0}
+	add.Topics = append(add.Topics, at)
+	aresp, err := add.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kerr.ErrorForCode(aresp.Topics[0].Partitions[0].ErrorCode); err != nil {
+		t.Fatalf("AddPartitionsToTxn: %v", err)
+	}
+	return x
+}
+
+// end commits or aborts: the coordinator writes the marker.
+func (x *rawTxn) end(commit bool) {
+	x.t.Helper()
+	req := kmsg.NewPtrEndTxnRequest()
+	req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit = x.id, x.pid, x.epoch, commit
+	resp, err := req.RequestWith(testCtx(x.t, 30*time.Second), x.cl)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		x.t.Fatalf("EndTxn: %v", err)
+	}
 }
 
 func values(rs []*kgo.Record) []string {
@@ -104,14 +150,17 @@ func TestReadCommittedIsolation(t *testing.T) {
 	}
 	p.id = tds["iso"].ID
 
-	p.data(1000, true, 0, "a0", "a1", "a2") // 0..2, aborted
-	p.data(1001, true, 0, "b0", "b1")       // 3..4, committed
-	p.data(-1, false, 0, "c0")              // 5
-	p.marker(1000, batch.ControlAbort)      // 6
-	p.data(1001, true, 2, "b2")             // 7
-	p.marker(1001, batch.ControlCommit)     // 8
-	p.data(1002, true, 0, "d0")             // 9, open
-	p.data(-1, false, 0, "c1")              // 10
+	ta := newRawTxn(t, cl, "iso-a", "iso")
+	tb := newRawTxn(t, cl, "iso-b", "iso")
+	td := newRawTxn(t, cl, "iso-d", "iso")
+	p.data(ta.pid, true, 0, "a0", "a1", "a2") // 0..2, aborted
+	p.data(tb.pid, true, 0, "b0", "b1")       // 3..4, committed
+	p.data(-1, false, 0, "c0")                // 5
+	ta.end(false)                             // 6
+	p.data(tb.pid, true, 2, "b2")             // 7
+	tb.end(true)                              // 8
+	p.data(td.pid, true, 0, "d0")             // 9, open
+	p.data(-1, false, 0, "c1")                // 10
 
 	adm := kadm.NewClient(cl)
 	ctx := testCtx(t, 30*time.Second)
@@ -139,7 +188,7 @@ func TestReadCommittedIsolation(t *testing.T) {
 
 	// The open transaction aborts, then a restart: the index and the LSO
 	// come back from disk.
-	p.marker(1002, batch.ControlAbort) // 11
+	td.end(false) // 11
 	b.Restart()
 	got = values(consumeAll(t, b.Addr(), "iso", 5, kgo.FetchIsolationLevel(kgo.ReadCommitted())))
 	if want := []string{"b0", "b1", "c0", "b2", "c1"}; !equalStrings(got, want) {

@@ -156,7 +156,7 @@ func (m *machine) flush() {
 			return
 		}
 		for _, w := range ws {
-			b, err := buildBatch(nil, w.records, m.now)
+			b, err := buildWrite(nil, w, m.now)
 			if err != nil {
 				m.t.Fatal(err)
 			}

@@ -154,7 +154,7 @@ func (sh *shard) writeLoop() {
 				for ; n < len(jobs) && (n == 0 || len(buf) < maxAppendBytes); n++ {
 					var err error
 					start := len(buf)
-					buf, err = buildBatch(buf, jobs[n].records, sh.c.cfg.Now())
+					buf, err = buildWrite(buf, jobs[n], sh.c.cfg.Now())
 					if err != nil {
 						buf = buf[:start]
 						failed = append(failed, appendDone{id: jobs[n].id, err: fmt.Errorf("group: build batch: %w", err)})

@@ -27,6 +27,11 @@ type partitionState struct {
 	timers    deadlines // group timers, earliest first (lazily invalidated)
 	nextSweep time.Time // next offsets retention sweep
 
+	// pendingTxn: offsets of open transactions, producer id → group →
+	// partition (txn.go); txnSeq: next sequence per producer.
+	pendingTxn map[int64]map[string]map[tp]offset
+	txnSeq     map[int64]*producerSeq
+
 	writes   []*write          // emitted, not yet taken by the driver
 	inflight map[uint64]*write // taken, outcome not yet reported
 	nextID   uint64
@@ -41,6 +46,7 @@ type partitionState struct {
 type write struct {
 	id      uint64
 	records []record
+	txn     *txnWrite // nil for the coordinator's own (non-transactional) records
 	done    func(error)
 }
 
@@ -57,6 +63,8 @@ func newPartitionState(p int32, cfg Config, now time.Time) *partitionState {
 		now:         now,
 		groups:      make(map[string]*group),
 		inflight:    make(map[uint64]*write),
+		pendingTxn:  make(map[int64]map[string]map[tp]offset),
+		txnSeq:      make(map[int64]*producerSeq),
 		nextSweep:   now.Add(cfg.OffsetsRetentionCheck),
 		newMemberID: randomMemberID,
 	}
@@ -157,6 +165,10 @@ func (s *partitionState) Step(ev event) {
 		s.deleteGroups(ev)
 	case *listEvent:
 		ev.reply(s.list(ev.states, ev.types))
+	case *txnCommitEvent:
+		s.txnCommit(ev)
+	case *txnCompleteEvent:
+		s.txnComplete(ev)
 	case appendDone:
 		w := s.inflight[ev.id]
 		if w == nil {

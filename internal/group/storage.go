@@ -133,12 +133,21 @@ type loader struct {
 	offsets map[string]map[tp]offset // group → offsets
 	groups  map[string]*kmsg.GroupMetadataValue
 	skipped int // records that do not decode, or of unknown versions
+
+	// Transactional offset commits (txn.go): records of open
+	// transactions by producer id, replayed when the commit marker comes
+	// and dropped by an abort marker; the producers' next sequences.
+	txnRecords map[int64][]record
+	txnSeq     map[int64]*producerSeq
 }
 
 func newLoader() *loader {
 	l := &loader{
 		offsets: make(map[string]map[tp]offset),
 		groups:  make(map[string]*kmsg.GroupMetadataValue),
+
+		txnRecords: make(map[int64][]record),
+		txnSeq:     make(map[int64]*producerSeq),
 	}
 	l.dec.MaxSize = maxLoadDecompressedSize
 	return l
@@ -152,6 +161,32 @@ func (l *loader) batch(b []byte) error {
 		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	if h.IsControl() {
+		if seq := l.txnSeq[h.ProducerID]; seq != nil && h.ProducerEpoch > seq.epoch {
+			l.txnSeq[h.ProducerID] = &producerSeq{epoch: h.ProducerEpoch}
+		}
+		if len(recs) == 0 {
+			return nil
+		}
+		c, err := batch.ParseControl(&recs[0])
+		if err != nil || !c.IsTxnMarker() {
+			return nil // not a transaction marker: nothing to replay
+		}
+		pending := l.txnRecords[h.ProducerID]
+		delete(l.txnRecords, h.ProducerID)
+		if c.Type == batch.ControlCommit {
+			for _, r := range pending {
+				if err := l.record(r.key, r.value); err != nil {
+					l.skipped++
+				}
+			}
+		}
+		return nil
+	}
+	if h.IsTransactional() && h.ProducerID >= 0 {
+		for i := range recs {
+			l.txnRecords[h.ProducerID] = append(l.txnRecords[h.ProducerID], record{key: bytes.Clone(recs[i].Key), value: cloneNil(recs[i].Value)})
+		}
+		l.txnSeq[h.ProducerID] = &producerSeq{epoch: h.ProducerEpoch, next: h.BaseSequence + h.LastOffsetDelta + 1}
 		return nil
 	}
 	for i := range recs {
@@ -374,4 +409,25 @@ func (l *loader) install(s *partitionState) {
 	for _, g := range s.groups {
 		s.rearm(g)
 	}
+	for pid, seq := range l.txnSeq {
+		s.txnSeq[pid] = seq
+	}
+	for pid, recs := range l.txnRecords {
+		tmp := newLoader()
+		for _, r := range recs {
+			if err := tmp.record(r.key, r.value); err != nil {
+				l.skipped++
+			}
+		}
+		for group, offs := range tmp.offsets {
+			s.addPending(pid, group, offs)
+		}
+	}
+}
+
+func cloneNil(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return bytes.Clone(b)
 }

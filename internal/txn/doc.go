@@ -1,7 +1,7 @@
 // Package txn holds the exactly-once machinery above the storage engine:
-// today the producer-id manager behind InitProducerId; later the
-// transaction coordinator (internal topic __transaction_state) and the
-// transaction markers.
+// the producer-id manager behind InitProducerId, and the transaction
+// coordinator (Coordinator: state in the internal topic
+// __transaction_state, markers written through the Markers interface).
 //
 // Producer ids are durable and never reused. Like Kafka's controller
 // (AllocateProducerIds), the metadata quorum hands out blocks of ids

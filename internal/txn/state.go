@@ -12,9 +12,9 @@ import (
 // Transaction metadata: the state of one transactional id, as Kafka's
 // TransactionMetadata keeps it and writes it to __transaction_state. The
 // functions here are the state machine only (no goroutines, clocks or
-// I/O): the coordinator (not yet wired) calls them from the owner
-// goroutine of the id's __transaction_state partition, writes the
-// resulting record durably, and only then installs the new Metadata.
+// I/O): the coordinator (coordinator.go) calls them holding the id's
+// mutex, writes the resulting record durably, and only then installs the
+// new Metadata.
 //
 // Transitions (Kafka's TransactionState.validPreviousStates):
 //

@@ -1,0 +1,224 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/sluice-io/sluice/internal/log/batch"
+	"github.com/sluice-io/sluice/internal/metadata"
+	"github.com/sluice-io/sluice/internal/txn"
+)
+
+// txnStateTopic is Kafka's internal topic of transaction states.
+const txnStateTopic = "__transaction_state"
+
+// txns owns the transaction coordinator and the lazy creation and loading
+// of __transaction_state, as groups does for __consumer_offsets.
+type txns struct {
+	b     *Broker
+	coord *txn.Coordinator
+
+	mu      sync.Mutex
+	ready   bool
+	loading chan struct{}
+}
+
+func newTxns(b *Broker) *txns {
+	t := &txns{b: b}
+	t.coord = txn.New(txn.Config{
+		Partitions:    b.set.txnPartitions,
+		MaxTimeout:    b.set.txnMaxTimeout,
+		AbortInterval: b.set.txnAbortInterval,
+		GroupPartition: func(group string) txn.Partition {
+			return txn.Partition{Topic: offsetsTopic, Partition: b.groups.coord.PartitionFor(group)}
+		},
+		Logger: b.logger.With("component", "txn"),
+	}, internalLog{b, txnStateTopic}, txnMarkers{b}, b.pids)
+	return t
+}
+
+// start loads the coordinator if __transaction_state already exists.
+func (t *txns) start() {
+	if _, ok := t.b.meta.Topic(txnStateTopic); ok {
+		t.ensure(false) //nolint:errcheck // COORDINATOR_NOT_AVAILABLE while loading: nothing to report
+	}
+}
+
+// ensure is groups.ensure for __transaction_state.
+func (t *txns) ensure(create bool) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ready {
+		return nil
+	}
+	if t.loading != nil {
+		return kerr.CoordinatorNotAvailable
+	}
+	if _, ok := t.b.meta.Topic(txnStateTopic); !ok && !create {
+		return kerr.CoordinatorNotAvailable
+	}
+	done := make(chan struct{})
+	t.loading = done
+	t.b.goFunc("txn-load", func() {
+		defer close(done)
+		err := t.load()
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.loading = nil
+		if err != nil {
+			t.b.logger.Error("loading transaction state failed; will retry on the next request", "err", err)
+			return
+		}
+		t.ready = true
+	})
+	return kerr.CoordinatorNotAvailable
+}
+
+func (t *txns) load() error {
+	ctx, cancel := context.WithTimeout(t.b.ctx, 5*time.Minute)
+	defer cancel()
+	// Markers for AddOffsetsToTxn go through the group coordinator.
+	if err := t.b.groups.ensure(true); err != nil && !errors.Is(err, kerr.CoordinatorNotAvailable) {
+		return err
+	}
+	tp, ok := t.b.meta.Topic(txnStateTopic)
+	if !ok {
+		rf := t.b.set.txnReplication
+		if n := int16(len(t.b.meta.Brokers())); rf > n {
+			rf = n
+		}
+		var err error
+		tp, err = t.b.meta.CreateTopic(ctx, metadata.TopicSpec{
+			Name:              txnStateTopic,
+			Partitions:        t.b.set.txnPartitions,
+			ReplicationFactor: rf,
+			Internal:          true,
+			Configs: map[string]string{
+				"cleanup.policy":   "compact",
+				"segment.bytes":    "104857600",
+				"compression.type": "producer",
+			},
+		}, false)
+		if errors.Is(err, kerr.TopicAlreadyExists) {
+			tp, ok = t.b.meta.Topic(txnStateTopic)
+			if !ok {
+				return err
+			}
+		} else if err != nil {
+			return fmt.Errorf("create %s: %w", txnStateTopic, err)
+		}
+		t.b.logger.Info("created internal topic", "topic", txnStateTopic, "partitions", len(tp.Partitions))
+	}
+	start := time.Now()
+	for _, p := range tp.Partitions {
+		if err := t.coord.Load(ctx, p.ID); err != nil {
+			return fmt.Errorf("load %s/%d: %w", txnStateTopic, p.ID, err)
+		}
+	}
+	t.b.logger.Info("transaction state loaded", "partitions", len(tp.Partitions), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func (t *txns) close() { t.coord.Close() }
+
+// txnMarkers implements txn.Markers: commit/abort control batches appended
+// to data partitions through the ordinary append path, and to
+// __consumer_offsets through the group coordinator (which makes the
+// transaction's offsets visible).
+type txnMarkers struct{ b *Broker }
+
+func (m txnMarkers) WriteMarker(ctx context.Context, tp txn.Partition, pid int64, epoch int16, commit bool) error {
+	if tp.Topic == offsetsTopic {
+		return m.b.groups.coord.CompleteTxn(ctx, tp.Partition, pid, epoch, commit)
+	}
+	part, ok := m.b.parts.get(tp.Topic, tp.Partition)
+	if !ok {
+		if _, exists := m.b.meta.Topic(tp.Topic); !exists {
+			return nil // deleted: nothing to mark (Kafka skips it too)
+		}
+		return fmt.Errorf("%w: %s/%d is not hosted here", kerr.NotLeaderForPartition, tp.Topic, tp.Partition)
+	}
+	typ := batch.ControlAbort
+	if commit {
+		typ = batch.ControlCommit
+	}
+	b, err := batch.ControlBatch(0, pid, epoch, batch.ControlRecord{Type: typ}, time.Now().UnixMilli())
+	if err != nil {
+		return err
+	}
+	res, err := part.log.Append(b)
+	if err != nil {
+		return err
+	}
+	part.wake()
+	return part.log.WaitDurable(ctx, res.LastOffset)
+}
+
+// internalLog implements group.Log and txn.Log over the broker's partition
+// logs of an internal topic: the same append path (validation, offsets,
+// group-commit fsync) as user data.
+type internalLog struct {
+	b     *Broker
+	topic string
+}
+
+func (l internalLog) partition(p int32) (*partition, error) {
+	part, ok := l.b.parts.get(l.topic, p)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s/%d is not hosted here", kerr.NotCoordinator, l.topic, p)
+	}
+	return part, nil
+}
+
+func (l internalLog) Append(ctx context.Context, p int32, batches []byte) error {
+	part, err := l.partition(p)
+	if err != nil {
+		return err
+	}
+	res, err := part.log.Append(batches)
+	if err != nil {
+		return err
+	}
+	part.wake()
+	return part.log.WaitDurable(ctx, res.LastOffset)
+}
+
+func (l internalLog) Read(p int32, fn func(batch []byte) error) error {
+	part, err := l.partition(p)
+	if err != nil {
+		return err
+	}
+	off := part.log.LogStartOffset()
+	end := part.log.LogEndOffset()
+	for off < end {
+		res, err := part.log.Read(off, 1<<20, end, true)
+		if err != nil {
+			return err
+		}
+		if len(res.Regions) == 0 {
+			return nil
+		}
+		for _, rg := range res.Regions {
+			buf := make([]byte, rg.Len) // fresh: the coordinator may keep slices of it
+			if _, err := rg.File.ReadAt(buf, rg.Pos); err != nil {
+				return fmt.Errorf("read %s/%d at %d: %w", l.topic, p, off, err)
+			}
+			it := batch.NewIter(buf)
+			for it.Next() {
+				if err := fn(it.Batch()); err != nil {
+					return err
+				}
+				off = it.Header().LastOffset() + 1
+			}
+			if err := it.Err(); err != nil {
+				return fmt.Errorf("read %s/%d at %d: %w", l.topic, p, off, err)
+			}
+		}
+	}
+	return nil
+}
