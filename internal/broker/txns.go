@@ -79,6 +79,31 @@ func (t *txns) ensure(create bool) error {
 	return kerr.CoordinatorNotAvailable
 }
 
+// errNoTxnState: __transaction_state does not exist, so no transactional
+// id was ever used (the admin reads answer "none").
+var errNoTxnState = errors.New("broker: no " + txnStateTopic)
+
+// readErr says whether the coordinator can answer the admin reads
+// (DescribeTransactions, ListTransactions): nil once loaded,
+// errNoTxnState when the topic does not exist, COORDINATOR_NOT_AVAILABLE
+// while it loads (a load is started if the topic exists but is not
+// loaded, e.g. after a failed load).
+func (t *txns) readErr() error {
+	t.mu.Lock()
+	ready, loading := t.ready, t.loading != nil
+	t.mu.Unlock()
+	switch {
+	case ready:
+		return nil
+	case loading:
+		return kerr.CoordinatorNotAvailable
+	}
+	if _, ok := t.b.meta.Topic(txnStateTopic); !ok {
+		return errNoTxnState
+	}
+	return t.ensure(false)
+}
+
 func (t *txns) load() error {
 	ctx, cancel := context.WithTimeout(t.b.ctx, 5*time.Minute)
 	defer cancel()

@@ -25,6 +25,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf16"
 
@@ -69,6 +70,16 @@ var ErrClosed = errors.New("txn: coordinator closed")
 type entry struct {
 	mu sync.Mutex
 	md *Metadata // nil: unknown id (never initialized, or removed)
+	// view is md published for readers that do not take mu (Describe,
+	// List): an installed Metadata is never modified (each transition
+	// returns a copy), so readers never wait behind a request's I/O.
+	view atomic.Pointer[Metadata]
+}
+
+// set installs md (under e.mu) and publishes it to readers.
+func (e *entry) set(md *Metadata) {
+	e.md = md
+	e.view.Store(md)
 }
 
 // Coordinator is the transaction coordinator.
@@ -197,7 +208,9 @@ func (c *Coordinator) Load(ctx context.Context, p int32) error {
 	}
 	prepared := 0
 	for id, md := range states {
-		c.mu.ids[id] = &entry{md: md}
+		e := &entry{}
+		e.set(md)
+		c.mu.ids[id] = e
 		if md.State == PrepareCommit || md.State == PrepareAbort {
 			prepared++
 		}
@@ -282,7 +295,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeoutMs i
 		if err := c.persist(ctx, n); err != nil {
 			return -1, -1, c.storageErr(err)
 		}
-		e.md = n
+		e.set(n)
 		return n.ProducerID, n.ProducerEpoch, nil
 	}
 	if reqPID >= 0 && (reqPID != md.ProducerID || (reqEpoch != md.ProducerEpoch && reqEpoch != md.ProducerEpoch-1)) {
@@ -325,7 +338,7 @@ func (c *Coordinator) resetLocked(ctx context.Context, e *entry, timeoutMs int32
 	if err := c.persist(ctx, n); err != nil {
 		return -1, -1, c.storageErr(err)
 	}
-	e.md = n
+	e.set(n)
 	return n.ProducerID, n.ProducerEpoch, nil
 }
 
@@ -350,7 +363,7 @@ func (c *Coordinator) abortLocked(ctx context.Context, e *entry, fence bool) err
 	if err := c.persist(ctx, res.Prepare); err != nil {
 		return err
 	}
-	e.md = res.Prepare
+	e.set(res.Prepare)
 	return c.completeLocked(ctx, e)
 }
 
@@ -372,7 +385,7 @@ func (c *Coordinator) completeLocked(ctx context.Context, e *entry) error {
 	if err := c.persist(ctx, n); err != nil {
 		return err
 	}
-	e.md = n
+	e.set(n)
 	return nil
 }
 
@@ -416,7 +429,7 @@ func (c *Coordinator) AddPartitions(ctx context.Context, id string, pid int64, e
 	if err := c.persist(ctx, n); err != nil {
 		return c.storageErr(err)
 	}
-	e.md = n
+	e.set(n)
 	return nil
 }
 
@@ -450,11 +463,74 @@ func (c *Coordinator) EndTxn(ctx context.Context, id string, pid int64, epoch in
 	if err := c.persist(ctx, res.Prepare); err != nil {
 		return c.storageErr(err)
 	}
-	e.md = res.Prepare
+	e.set(res.Prepare)
 	if err := c.completeLocked(ctx, e); err != nil {
 		c.cfg.Logger.Warn("completing transaction; will retry", "transactional_id", id, "err", err)
 	}
 	return nil
+}
+
+// Describe returns a copy of a transactional id's state
+// (DescribeTransactions): TRANSACTIONAL_ID_NOT_FOUND for an id never
+// initialized (or Dead), NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS
+// for a partition not served here or still loading. It does not wait for
+// a request in progress on the id: it sees the last installed state.
+func (c *Coordinator) Describe(id string) (*Metadata, error) {
+	p := c.PartitionFor(id)
+	c.mu.Lock()
+	var e *entry
+	var err error
+	switch {
+	case c.mu.closed:
+		err = kerr.NotCoordinator
+	case c.mu.loading[p]:
+		err = kerr.CoordinatorLoadInProgress
+	case !c.mu.loaded[p]:
+		err = kerr.NotCoordinator
+	default:
+		e = c.mu.ids[id]
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		return nil, kerr.TransactionalIDNotFound
+	}
+	md := e.view.Load()
+	if md == nil || md.State == Dead {
+		return nil, kerr.TransactionalIDNotFound
+	}
+	return md.Clone(), nil
+}
+
+// List returns a copy of the state of every transactional id served here
+// (ListTransactions), sorted by id, Dead ones left out. While a partition
+// is loading it answers COORDINATOR_LOAD_IN_PROGRESS (Kafka's choice);
+// after Close, NOT_COORDINATOR.
+func (c *Coordinator) List() ([]*Metadata, error) {
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return nil, kerr.NotCoordinator
+	}
+	if len(c.mu.loading) > 0 {
+		c.mu.Unlock()
+		return nil, kerr.CoordinatorLoadInProgress
+	}
+	es := make([]*entry, 0, len(c.mu.ids))
+	for _, e := range c.mu.ids {
+		es = append(es, e)
+	}
+	c.mu.Unlock()
+	out := make([]*Metadata, 0, len(es))
+	for _, e := range es {
+		if md := e.view.Load(); md != nil && md.State != Dead {
+			out = append(out, md.Clone())
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].TransactionalID < out[j].TransactionalID })
+	return out, nil
 }
 
 // run is the background goroutine.

@@ -197,3 +197,42 @@ func TestCoordinatorLifecycle(t *testing.T) {
 		t.Fatalf("EndTxn after expiry: %v", err)
 	}
 }
+
+func TestCoordinatorDescribeList(t *testing.T) {
+	ctx := context.Background()
+	log, mk, clk := &memLog{}, &memMarkers{}, &clock{now: time.UnixMilli(1e12)}
+	c := newTestCoordinator(t, log, mk, clk)
+
+	if _, err := c.Describe("x"); !errors.Is(err, kerr.TransactionalIDNotFound) {
+		t.Fatalf("unknown id: %v", err)
+	}
+	pid, epoch, err := c.InitProducerID(ctx, "x", 1000, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A request on an id never initialized creates no visible entry.
+	if err := c.AddPartitions(ctx, "never", 1, 0, []Partition{{"a", 0}}); !errors.Is(err, kerr.InvalidProducerIDMapping) {
+		t.Fatalf("add to unknown id: %v", err)
+	}
+	if err := c.AddPartitions(ctx, "x", pid, epoch, []Partition{{"b", 1}, {"a", 0}}); err != nil {
+		t.Fatal(err)
+	}
+	md, err := c.Describe("x")
+	if err != nil || md.State != Ongoing || md.StartMs != 1e12 || md.ProducerID != pid || len(md.Partitions) != 2 {
+		t.Fatalf("describe ongoing: %+v %v", md, err)
+	}
+	md.Partitions[Partition{"z", 9}] = struct{}{} // a copy: the coordinator's state is untouched
+	if l, err := c.List(); err != nil || len(l) != 1 || l[0].TransactionalID != "x" || len(l[0].Partitions) != 2 {
+		t.Fatalf("list: %+v %v", l, err)
+	}
+	if err := c.EndTxn(ctx, "x", pid, epoch, true); err != nil {
+		t.Fatal(err)
+	}
+	if md, err := c.Describe("x"); err != nil || md.State != CompleteCommit || md.StartMs != -1 || len(md.Partitions) != 0 {
+		t.Fatalf("describe committed: %+v %v", md, err)
+	}
+	c.Close()
+	if _, err := c.List(); !errors.Is(err, kerr.NotCoordinator) {
+		t.Fatalf("list after close: %v", err)
+	}
+}
