@@ -97,33 +97,9 @@ func (g *groups) ensure(create bool) error {
 func (g *groups) load() error {
 	ctx, cancel := context.WithTimeout(g.b.ctx, 5*time.Minute)
 	defer cancel()
-	t, ok := g.b.meta.Topic(offsetsTopic)
-	if !ok {
-		rf := g.b.set.offsetsReplication
-		if n := int16(len(g.b.meta.Brokers())); rf > n {
-			rf = n
-		}
-		var err error
-		t, err = g.b.meta.CreateTopic(ctx, metadata.TopicSpec{
-			Name:              offsetsTopic,
-			Partitions:        g.b.set.offsetsPartitions,
-			ReplicationFactor: rf,
-			Internal:          true,
-			Configs: map[string]string{
-				"cleanup.policy":   "compact",
-				"segment.bytes":    "104857600",
-				"compression.type": "producer",
-			},
-		}, false)
-		if errors.Is(err, kerr.TopicAlreadyExists) {
-			t, ok = g.b.meta.Topic(offsetsTopic)
-			if !ok {
-				return err
-			}
-		} else if err != nil {
-			return fmt.Errorf("create %s: %w", offsetsTopic, err)
-		}
-		g.b.logger.Info("created internal topic", "topic", offsetsTopic, "partitions", len(t.Partitions))
+	t, err := g.b.internalTopic(ctx, offsetsTopic, g.b.set.offsetsPartitions, g.b.set.offsetsReplication)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
 	for _, p := range t.Partitions {
@@ -136,6 +112,39 @@ func (g *groups) load() error {
 }
 
 func (g *groups) close() { g.coord.Close() }
+
+// internalTopic returns an internal topic (__consumer_offsets,
+// __transaction_state), creating it compacted on first use with the
+// replication factor capped by the brokers available, as Kafka does.
+func (b *Broker) internalTopic(ctx context.Context, name string, partitions int32, rf int16) (metadata.Topic, error) {
+	if t, ok := b.meta.Topic(name); ok {
+		return t, nil
+	}
+	if n := int16(len(b.meta.Brokers())); rf > n {
+		rf = n
+	}
+	t, err := b.meta.CreateTopic(ctx, metadata.TopicSpec{
+		Name:              name,
+		Partitions:        partitions,
+		ReplicationFactor: rf,
+		Internal:          true,
+		Configs: map[string]string{
+			"cleanup.policy":   "compact",
+			"segment.bytes":    "104857600",
+			"compression.type": "producer",
+		},
+	}, false)
+	if errors.Is(err, kerr.TopicAlreadyExists) {
+		if t, ok := b.meta.Topic(name); ok {
+			return t, nil
+		}
+	}
+	if err != nil {
+		return metadata.Topic{}, fmt.Errorf("create %s: %w", name, err)
+	}
+	b.logger.Info("created internal topic", "topic", name, "partitions", len(t.Partitions))
+	return t, nil
+}
 
 // groupCtx tells the coordinator who is asking: the client id and host
 // that Kafka shows in DescribeGroups and uses in member ids.

@@ -10,7 +10,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/sluice-io/sluice/internal/log/batch"
-	"github.com/sluice-io/sluice/internal/metadata"
 	"github.com/sluice-io/sluice/internal/txn"
 )
 
@@ -111,33 +110,9 @@ func (t *txns) load() error {
 	if err := t.b.groups.ensure(true); err != nil && !errors.Is(err, kerr.CoordinatorNotAvailable) {
 		return err
 	}
-	tp, ok := t.b.meta.Topic(txnStateTopic)
-	if !ok {
-		rf := t.b.set.txnReplication
-		if n := int16(len(t.b.meta.Brokers())); rf > n {
-			rf = n
-		}
-		var err error
-		tp, err = t.b.meta.CreateTopic(ctx, metadata.TopicSpec{
-			Name:              txnStateTopic,
-			Partitions:        t.b.set.txnPartitions,
-			ReplicationFactor: rf,
-			Internal:          true,
-			Configs: map[string]string{
-				"cleanup.policy":   "compact",
-				"segment.bytes":    "104857600",
-				"compression.type": "producer",
-			},
-		}, false)
-		if errors.Is(err, kerr.TopicAlreadyExists) {
-			tp, ok = t.b.meta.Topic(txnStateTopic)
-			if !ok {
-				return err
-			}
-		} else if err != nil {
-			return fmt.Errorf("create %s: %w", txnStateTopic, err)
-		}
-		t.b.logger.Info("created internal topic", "topic", txnStateTopic, "partitions", len(tp.Partitions))
+	tp, err := t.b.internalTopic(ctx, txnStateTopic, t.b.set.txnPartitions, t.b.set.txnReplication)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
 	for _, p := range tp.Partitions {
