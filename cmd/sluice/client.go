@@ -131,6 +131,19 @@ func (c *clientFlags) newAdmin(env cmdEnv, extra ...kgo.Opt) (*kadm.Client, erro
 
 func (c *clientFlags) json() bool { return c.format == "json" }
 
+// parseNames is parseInterspersed for commands that need at least one
+// positional name (topics, groups): none is a usage error.
+func parseNames(fs *flag.FlagSet, args []string, what string) ([]string, error) {
+	names, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, errUsage{"name at least one " + what}
+	}
+	return names, nil
+}
+
 // parseInterspersed parses flags that may come before, between or after
 // positional arguments (`topic create foo -p 3`), returning the positional
 // ones. A flag error is a usage error; -h returns flag.ErrHelp.

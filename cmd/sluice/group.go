@@ -114,12 +114,9 @@ func runGroupDescribe(ctx context.Context, args []string, env cmdEnv) error {
 	var cf clientFlags
 	fs := newFlagSet("group describe", "group describe <group>...", env)
 	cf.register(fs, true)
-	groups, err := parseInterspersed(fs, args)
+	groups, err := parseNames(fs, args, "group")
 	if err != nil {
 		return err
-	}
-	if len(groups) == 0 {
-		return errUsage{"name at least one group"}
 	}
 	adm, err := cf.newAdmin(env)
 	if err != nil {
@@ -223,12 +220,9 @@ func runGroupDelete(ctx context.Context, args []string, env cmdEnv) error {
 	var cf clientFlags
 	fs := newFlagSet("group delete", "group delete <group>...", env)
 	cf.register(fs, true)
-	groups, err := parseInterspersed(fs, args)
+	groups, err := parseNames(fs, args, "group")
 	if err != nil {
 		return err
-	}
-	if len(groups) == 0 {
-		return errUsage{"name at least one group"}
 	}
 	adm, err := cf.newAdmin(env)
 	if err != nil {

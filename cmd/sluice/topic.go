@@ -34,12 +34,9 @@ func runTopicCreate(ctx context.Context, args []string, env cmdEnv) error {
 	configs := settingFlag{}
 	fs.Var(configs, "c", "topic config key=value, repeatable (e.g. -c retention.ms=3600000)")
 	dry := fs.Bool("dry-run", false, "validate only")
-	topics, err := parseInterspersed(fs, args)
+	topics, err := parseNames(fs, args, "topic")
 	if err != nil {
 		return err
-	}
-	if len(topics) == 0 {
-		return errUsage{"name at least one topic"}
 	}
 	adm, err := cf.newAdmin(env)
 	if err != nil {
@@ -164,12 +161,9 @@ func runTopicDescribe(ctx context.Context, args []string, env cmdEnv) error {
 	fs := newFlagSet("topic describe", "topic describe <topic>... [--all-configs]", env)
 	cf.register(fs, true)
 	all := fs.Bool("all-configs", false, "list every config, not only those set on the topic or the broker")
-	topics, err := parseInterspersed(fs, args)
+	topics, err := parseNames(fs, args, "topic")
 	if err != nil {
 		return err
-	}
-	if len(topics) == 0 {
-		return errUsage{"name at least one topic"}
 	}
 	adm, err := cf.newAdmin(env)
 	if err != nil {
@@ -290,12 +284,9 @@ func runTopicDelete(ctx context.Context, args []string, env cmdEnv) error {
 	var cf clientFlags
 	fs := newFlagSet("topic delete", "topic delete <topic>...", env)
 	cf.register(fs, true)
-	topics, err := parseInterspersed(fs, args)
+	topics, err := parseNames(fs, args, "topic")
 	if err != nil {
 		return err
-	}
-	if len(topics) == 0 {
-		return errUsage{"name at least one topic"}
 	}
 	adm, err := cf.newAdmin(env)
 	if err != nil {
@@ -380,12 +371,9 @@ func runTopicAlterConfig(ctx context.Context, args []string, env cmdEnv) error {
 	fs.Var(alterOps{kadm.AppendConfig, &ops}, "append", "append to a list config key=value, repeatable")
 	fs.Var(alterOps{kadm.SubtractConfig, &ops}, "subtract", "remove from a list config key=value, repeatable")
 	dry := fs.Bool("dry-run", false, "validate only")
-	topics, err := parseInterspersed(fs, args)
+	topics, err := parseNames(fs, args, "topic")
 	if err != nil {
 		return err
-	}
-	if len(topics) == 0 {
-		return errUsage{"name at least one topic"}
 	}
 	if len(ops) == 0 {
 		return errUsage{"nothing to alter: give --set, --delete, --append or --subtract"}
@@ -455,12 +443,9 @@ func runTopicAddPartitions(ctx context.Context, args []string, env cmdEnv) error
 	add := fs.Int("n", 0, "partitions to add")
 	total := fs.Int("total", 0, "raise the topic to this many partitions")
 	dry := fs.Bool("dry-run", false, "validate only")
-	topics, err := parseInterspersed(fs, args)
+	topics, err := parseNames(fs, args, "topic")
 	if err != nil {
 		return err
-	}
-	if len(topics) == 0 {
-		return errUsage{"name at least one topic"}
 	}
 	if (*add > 0) == (*total > 0) {
 		return errUsage{"give exactly one of -n (partitions to add) or --total (a positive count)"}
