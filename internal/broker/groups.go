@@ -20,16 +20,13 @@ const offsetsTopic = "__consumer_offsets"
 // groups owns the consumer-group coordinator and the lazy creation and
 // loading of __consumer_offsets, as Kafka does on the first FindCoordinator.
 type groups struct {
-	b     *Broker
+	internalLoader
 	coord *group.Coordinator
-
-	mu      sync.Mutex
-	ready   bool          // topic exists and every partition is loaded
-	loading chan struct{} // closed when the current load attempt ends; nil if none
 }
 
 func newGroups(b *Broker) *groups {
-	g := &groups{b: b}
+	g := &groups{}
+	g.internalLoader = internalLoader{b: b, topic: offsetsTopic, what: "consumer groups", load: g.load}
 	delay := b.set.groupInitialDelay
 	if delay == 0 {
 		delay = group.NoInitialRebalanceDelay // 0 means "none" in Kafka, "default" in group.Config
@@ -53,65 +50,92 @@ func newGroups(b *Broker) *groups {
 	return g
 }
 
-// start loads the coordinator if __consumer_offsets already exists (a
-// restart), in the background so the listener opens at once.
-func (g *groups) start() {
-	if _, ok := g.b.meta.Topic(offsetsTopic); ok {
-		g.ensure(false)
+func (g *groups) load(ctx context.Context) error {
+	return g.b.loadInternal(ctx, offsetsTopic, g.b.set.offsetsPartitions, g.b.set.offsetsReplication, g.coord.Load)
+}
+
+func (g *groups) close() { g.coord.Close() }
+
+// internalLoader creates an internal topic on first use and loads its
+// coordinator in the background: ensure answers COORDINATOR_NOT_AVAILABLE
+// until every partition is loaded, and a failed load is retried on the next
+// request.
+type internalLoader struct {
+	b     *Broker
+	topic string
+	what  string // for logs: "consumer groups", "transaction state"
+	load  func(ctx context.Context) error
+
+	mu      sync.Mutex
+	ready   bool          // topic exists and every partition is loaded
+	loading chan struct{} // closed when the current load attempt ends; nil if none
+}
+
+// start loads the coordinator if its topic already exists (a restart), in
+// the background so the listener opens at once.
+func (l *internalLoader) start() {
+	if _, ok := l.b.meta.Topic(l.topic); ok {
+		l.ensure(false) //nolint:errcheck // COORDINATOR_NOT_AVAILABLE while loading: nothing to report
 	}
 }
 
-// ensure makes sure __consumer_offsets exists (creating it if create is set)
-// and that loading has started. It returns nil once every partition is
-// loaded, or an error for the client: COORDINATOR_NOT_AVAILABLE while the
-// topic is being created or loaded.
-func (g *groups) ensure(create bool) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.ready {
+// ensure makes sure the topic exists (creating it if create is set) and
+// that loading has started. It returns nil once every partition is loaded,
+// or COORDINATOR_NOT_AVAILABLE while the topic is created or loaded.
+func (l *internalLoader) ensure(create bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ready {
 		return nil
 	}
-	if g.loading != nil {
+	if l.loading != nil {
 		return kerr.CoordinatorNotAvailable
 	}
-	if _, ok := g.b.meta.Topic(offsetsTopic); !ok && !create {
+	if _, ok := l.b.meta.Topic(l.topic); !ok && !create {
 		return kerr.CoordinatorNotAvailable
 	}
 	done := make(chan struct{})
-	g.loading = done
-	g.b.goFunc("group-load", func() {
+	l.loading = done
+	l.b.goFunc(l.topic+"-load", func() {
 		defer close(done)
-		err := g.load()
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		g.loading = nil
+		ctx, cancel := context.WithTimeout(l.b.ctx, 5*time.Minute)
+		err := l.load(ctx)
+		cancel()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.loading = nil
 		if err != nil {
-			g.b.logger.Error("loading consumer groups failed; will retry on the next request", "err", err)
+			l.b.logger.Error("loading "+l.what+" failed; will retry on the next request", "err", err)
 			return
 		}
-		g.ready = true
+		l.ready = true
 	})
 	return kerr.CoordinatorNotAvailable
 }
 
-func (g *groups) load() error {
-	ctx, cancel := context.WithTimeout(g.b.ctx, 5*time.Minute)
-	defer cancel()
-	t, err := g.b.internalTopic(ctx, offsetsTopic, g.b.set.offsetsPartitions, g.b.set.offsetsReplication)
+// state reports whether the coordinator is loaded or loading.
+func (l *internalLoader) state() (ready, loading bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ready, l.loading != nil
+}
+
+// loadInternal creates (if needed) an internal topic and loads each of
+// its partitions with load.
+func (b *Broker) loadInternal(ctx context.Context, name string, partitions int32, rf int16, load func(context.Context, int32) error) error {
+	t, err := b.internalTopic(ctx, name, partitions, rf)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
 	for _, p := range t.Partitions {
-		if err := g.coord.Load(ctx, p.ID); err != nil {
-			return fmt.Errorf("load %s/%d: %w", offsetsTopic, p.ID, err)
+		if err := load(ctx, p.ID); err != nil {
+			return fmt.Errorf("load %s/%d: %w", name, p.ID, err)
 		}
 	}
-	g.b.logger.Info("consumer groups loaded", "partitions", len(t.Partitions), "took", time.Since(start).Round(time.Millisecond))
+	b.logger.Info("loaded internal topic", "topic", name, "partitions", len(t.Partitions), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
-
-func (g *groups) close() { g.coord.Close() }
 
 // internalTopic returns an internal topic (__consumer_offsets,
 // __transaction_state), creating it compacted on first use with the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -19,16 +18,13 @@ const txnStateTopic = "__transaction_state"
 // txns owns the transaction coordinator and the lazy creation and loading
 // of __transaction_state, as groups does for __consumer_offsets.
 type txns struct {
-	b     *Broker
+	internalLoader
 	coord *txn.Coordinator
-
-	mu      sync.Mutex
-	ready   bool
-	loading chan struct{}
 }
 
 func newTxns(b *Broker) *txns {
-	t := &txns{b: b}
+	t := &txns{}
+	t.internalLoader = internalLoader{b: b, topic: txnStateTopic, what: "transaction state", load: t.load}
 	t.coord = txn.New(txn.Config{
 		Partitions:    b.set.txnPartitions,
 		MaxTimeout:    b.set.txnMaxTimeout,
@@ -41,43 +37,6 @@ func newTxns(b *Broker) *txns {
 	return t
 }
 
-// start loads the coordinator if __transaction_state already exists.
-func (t *txns) start() {
-	if _, ok := t.b.meta.Topic(txnStateTopic); ok {
-		t.ensure(false) //nolint:errcheck // COORDINATOR_NOT_AVAILABLE while loading: nothing to report
-	}
-}
-
-// ensure is groups.ensure for __transaction_state.
-func (t *txns) ensure(create bool) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.ready {
-		return nil
-	}
-	if t.loading != nil {
-		return kerr.CoordinatorNotAvailable
-	}
-	if _, ok := t.b.meta.Topic(txnStateTopic); !ok && !create {
-		return kerr.CoordinatorNotAvailable
-	}
-	done := make(chan struct{})
-	t.loading = done
-	t.b.goFunc("txn-load", func() {
-		defer close(done)
-		err := t.load()
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		t.loading = nil
-		if err != nil {
-			t.b.logger.Error("loading transaction state failed; will retry on the next request", "err", err)
-			return
-		}
-		t.ready = true
-	})
-	return kerr.CoordinatorNotAvailable
-}
-
 // errNoTxnState: __transaction_state does not exist, so no transactional
 // id was ever used (the admin reads answer "none").
 var errNoTxnState = errors.New("broker: no " + txnStateTopic)
@@ -88,9 +47,7 @@ var errNoTxnState = errors.New("broker: no " + txnStateTopic)
 // while it loads (a load is started if the topic exists but is not
 // loaded, e.g. after a failed load).
 func (t *txns) readErr() error {
-	t.mu.Lock()
-	ready, loading := t.ready, t.loading != nil
-	t.mu.Unlock()
+	ready, loading := t.state()
 	switch {
 	case ready:
 		return nil
@@ -103,25 +60,12 @@ func (t *txns) readErr() error {
 	return t.ensure(false)
 }
 
-func (t *txns) load() error {
-	ctx, cancel := context.WithTimeout(t.b.ctx, 5*time.Minute)
-	defer cancel()
+func (t *txns) load(ctx context.Context) error {
 	// Markers for AddOffsetsToTxn go through the group coordinator.
 	if err := t.b.groups.ensure(true); err != nil && !errors.Is(err, kerr.CoordinatorNotAvailable) {
 		return err
 	}
-	tp, err := t.b.internalTopic(ctx, txnStateTopic, t.b.set.txnPartitions, t.b.set.txnReplication)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	for _, p := range tp.Partitions {
-		if err := t.coord.Load(ctx, p.ID); err != nil {
-			return fmt.Errorf("load %s/%d: %w", txnStateTopic, p.ID, err)
-		}
-	}
-	t.b.logger.Info("transaction state loaded", "partitions", len(tp.Partitions), "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	return t.b.loadInternal(ctx, txnStateTopic, t.b.set.txnPartitions, t.b.set.txnReplication, t.coord.Load)
 }
 
 func (t *txns) close() { t.coord.Close() }
