@@ -27,6 +27,21 @@ package broker
 //     INVALID_PRODUCER_EPOCH. A producer the partition does not know (new,
 //     expired after producer.id.expiration.ms, or whose batches were all
 //     deleted) is accepted at any sequence, as in Kafka 4.
+//   - Transactional batches (KIP-890). A producer with no transaction
+//     ongoing on the partition at its epoch is checked with the
+//     transaction coordinator (in-process; Kafka's AddPartitionsToTxn
+//     VerifyOnly from the leader) before anything is appended: the
+//     partition must be in the ongoing transaction of that producer id
+//     and epoch. Refused: TRANSACTION_ABORTABLE (v11+; INVALID_TXN_STATE
+//     before, KIP-1050), an old epoch INVALID_PRODUCER_EPOCH, the
+//     coordinator busy or unavailable NOT_ENOUGH_REPLICAS (retriable), as
+//     Kafka answers. This stops a delayed produce of a finished
+//     transaction from opening a hanging one. With transaction.version 2
+//     a v12+ produce adds the partition to the transaction itself
+//     (implicit AddPartitionsToTxn, KIP-890 part 2). A check and its
+//     append are serialized with marker writes of the same partition and
+//     producer, so a marker in between forces a new check. Requests
+//     without a transactional id are not checked.
 //   - Control batches (transaction markers) are refused with
 //     INVALID_RECORD, as Kafka does: the transaction coordinator writes
 //     them.
@@ -38,6 +53,8 @@ package broker
 //   - v3: record batches and transactional id; v5: LogStartOffset
 //   - v8: ErrorRecords / ErrorMessage; v9: flexible
 //   - v10+: CurrentLeader tag on NOT_LEADER (KIP-951); v13: topic ids
+//   - v11: TRANSACTION_ABORTABLE (KIP-1050); v12: implicit add to the
+//     transaction under transaction.version 2 (KIP-890 part 2)
 
 import (
 	"context"
@@ -49,7 +66,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluice-io/sluice/internal/log"
 	"github.com/sluice-io/sluice/internal/log/batch"
+	"github.com/sluice-io/sluice/internal/txn"
 )
 
 func init() { register(0, 3, 13, (*Broker).handleProduce) }
@@ -101,7 +120,7 @@ func (b *Broker) handleProduce(r *request, req *kmsg.ProduceRequest) kmsg.Respon
 						break
 					}
 				}
-				res, err := p.log.Append(rp.Records)
+				res, err := b.produceAppend(r.ctx, req, name, rp.Partition, p, rp.Records)
 				b.metrics.bytesIn.Add(float64(len(rp.Records)))
 				if err != nil {
 					b.logger.Debug("produce refused", "topic", name, "partition", rp.Partition, "err", err)
@@ -155,6 +174,66 @@ func (b *Broker) handleProduce(r *request, req *kmsg.ProduceRequest) kmsg.Respon
 		return resp
 	})
 	return nil
+}
+
+// produceAppend appends a partition's records; transactional batches are
+// verified with (or, under transaction.version 2 from a v12+ client,
+// added to) the transaction coordinator first.
+func (b *Broker) produceAppend(ctx context.Context, req *kmsg.ProduceRequest, topic string, part int32, p *partition, records []byte) (log.AppendResult, error) {
+	h, err := batch.ParseHeader(records)
+	if err != nil || h.ProducerID < 0 || !h.IsTransactional() || h.IsControl() || req.TransactionID == nil {
+		return p.log.Append(records)
+	}
+	g := b.txns.guard(topic, part, h.ProducerID)
+	for range 3 {
+		g.mu.Lock()
+		if p.log.InTransaction(h.ProducerID, h.ProducerEpoch) {
+			res, err := p.log.Append(records)
+			g.mu.Unlock()
+			return res, err
+		}
+		gen := g.gen
+		g.mu.Unlock()
+		tp := txn.Partition{Topic: topic, Partition: part}
+		if req.Version >= 12 && b.txns.version() >= 2 {
+			err = b.txns.coord.AddPartitions(ctx, *req.TransactionID, h.ProducerID, h.ProducerEpoch, []txn.Partition{tp})
+		} else {
+			err = b.txns.coord.Verify(*req.TransactionID, h.ProducerID, h.ProducerEpoch, tp)
+		}
+		if err != nil {
+			return log.AppendResult{}, verifyErr(err, req.Version <= 10)
+		}
+		g.mu.Lock()
+		if g.gen == gen {
+			res, err := p.log.Append(records)
+			g.mu.Unlock()
+			return res, err
+		}
+		g.mu.Unlock() // a marker was written meanwhile: check again
+	}
+	return log.AppendResult{}, fmt.Errorf("%w: transaction markers kept arriving during verification", kerr.NotEnoughReplicas)
+}
+
+// verifyErr maps the transaction coordinator's answer to a verification
+// (or implicit add) to the produce error Kafka's leader returns
+// (AddPartitionsToTxnManager and ReplicaManager): PRODUCER_FENCED is
+// INVALID_PRODUCER_EPOCH, TRANSACTION_ABORTABLE is INVALID_TXN_STATE for
+// clients that predate KIP-1050 (oldClient), and a busy or unreachable
+// coordinator NOT_ENOUGH_REPLICAS, which every client retries.
+func verifyErr(err error, oldClient bool) error {
+	switch {
+	case errors.Is(err, kerr.ProducerFenced):
+		return fmt.Errorf("%w: producer epoch is fenced by the transaction coordinator", kerr.InvalidProducerEpoch)
+	case errors.Is(err, kerr.TransactionAbortable):
+		if oldClient {
+			return fmt.Errorf("%w: partition was not added to the transaction", kerr.InvalidTxnState)
+		}
+		return fmt.Errorf("%w: partition was not added to the transaction", kerr.TransactionAbortable)
+	case errors.Is(err, kerr.ConcurrentTransactions), errors.Is(err, kerr.CoordinatorLoadInProgress),
+		errors.Is(err, kerr.CoordinatorNotAvailable), errors.Is(err, kerr.NotCoordinator):
+		return fmt.Errorf("%w: transaction verification: %w", kerr.NotEnoughReplicas, err)
+	}
+	return err
 }
 
 // resolveTopic returns the topic name for a request that names it either

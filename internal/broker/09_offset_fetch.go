@@ -5,6 +5,10 @@ package broker
 // Behavior:
 //   - A group that does not exist answers offset -1 with no error; v8+
 //     batches groups.
+//   - v7+ require_stable: a partition with a transactional offset commit
+//     whose transaction is not decided yet answers UNSTABLE_OFFSET_COMMIT
+//     (offset -1), which clients retry, as Kafka does; without it such a
+//     partition shows its last committed offset.
 //
 //   - Like every coordinator request it is serial on its connection: the
 //     next request is read only once this one is answered, as Kafka mutes a

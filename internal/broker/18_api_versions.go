@@ -10,6 +10,11 @@ package broker
 //     ApiVersions range, so the client retries with a version we know.
 //   - v3+: the client software name and version must match
 //     [a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?, else INVALID_REQUEST.
+//   - v3+: features, as a Kafka 4 cluster advertises them: supported
+//     transaction.version 0-2 and the finalized level (the
+//     transaction.version setting, default 2, which enables KIP-890 part
+//     2 in clients), FinalizedFeaturesEpoch 0. A level of 0 is not listed
+//     as finalized, as Kafka leaves out features at level 0.
 //
 // Version notes:
 //   - v1: ThrottleMillis
@@ -35,6 +40,17 @@ func (b *Broker) handleApiVersions(r *request, req *kmsg.ApiVersionsRequest) kms
 		resp.ErrorCode = kerr.InvalidRequest.Code
 	}
 	resp.ApiKeys = apiVersionsTable()
+	if req.Version >= 3 {
+		sf := kmsg.NewApiVersionsResponseSupportedFeature()
+		sf.Name, sf.MinVersion, sf.MaxVersion = "transaction.version", 0, 2
+		resp.SupportedFeatures = append(resp.SupportedFeatures, sf)
+		resp.FinalizedFeaturesEpoch = 0
+		if v := b.txns.version(); v > 0 {
+			ff := kmsg.NewApiVersionsResponseFinalizedFeature()
+			ff.Name, ff.MinVersionLevel, ff.MaxVersionLevel = "transaction.version", v, v
+			resp.FinalizedFeatures = append(resp.FinalizedFeatures, ff)
+		}
+	}
 	return resp
 }
 

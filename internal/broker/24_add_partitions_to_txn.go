@@ -1,6 +1,6 @@
 package broker
 
-// AddPartitionsToTxn: v0-3
+// AddPartitionsToTxn: v0-5
 //
 // Behavior:
 //   - Adds partitions to the producer's ongoing transaction (starting it),
@@ -15,10 +15,21 @@ package broker
 //     __transaction_state partition is not loaded): NOT_COORDINATOR, or
 //     COORDINATOR_LOAD_IN_PROGRESS while loading.
 //   - Serial on its connection, like the group requests.
+//   - v4+ (KIP-890, the broker-to-broker form): many transactions per
+//     request, each answered on its own. VerifyOnly: each partition is
+//     checked against the ongoing transaction of the producer id and
+//     epoch (Verify): NONE or TRANSACTION_ABORTABLE per partition, or the
+//     transaction's error (INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED,
+//     CONCURRENT_TRANSACTIONS) on all its partitions. Otherwise the
+//     partitions are added as in v0-3. Kafka answers v4+ only to brokers
+//     (CLUSTER_AUTHORIZATION_FAILED for clients, by ACL); without an
+//     authorizer it serves them, and so does Sluice (used by tests and by a
+//     future multi-broker partition leader).
 //
 // Version notes:
 //   - v2: PRODUCER_FENCED instead of INVALID_PRODUCER_EPOCH; v3: flexible
-//   - v4+ (batched, broker to broker) and v5 (KIP-890) are not registered.
+//   - v4: batched transactions, VerifyOnly, top-level ErrorCode
+//   - v5: TRANSACTION_ABORTABLE may be returned (KIP-1050)
 
 import (
 	"context"
@@ -29,10 +40,19 @@ import (
 	"github.com/sluice-io/sluice/internal/txn"
 )
 
-func init() { register(24, 0, 3, (*Broker).handleAddPartitionsToTxn) }
+func init() { register(24, 0, 5, (*Broker).handleAddPartitionsToTxn) }
 
 func (b *Broker) handleAddPartitionsToTxn(r *request, req *kmsg.AddPartitionsToTxnRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
+	if req.Version >= 4 {
+		r.serial(func(ctx context.Context) kmsg.Response {
+			for i := range req.Transactions {
+				resp.Transactions = append(resp.Transactions, b.addPartitionsBatched(ctx, &req.Transactions[i]))
+			}
+			return resp
+		})
+		return nil
+	}
 	fill := func(code func(topic string, p int32) int16) {
 		for _, rt := range req.Topics {
 			st := kmsg.NewAddPartitionsToTxnResponseTopic()
@@ -73,6 +93,55 @@ func (b *Broker) handleAddPartitionsToTxn(r *request, req *kmsg.AddPartitionsToT
 		return resp
 	})
 	return nil
+}
+
+// addPartitionsBatched answers one transaction of an AddPartitionsToTxn
+// v4+.
+func (b *Broker) addPartitionsBatched(ctx context.Context, rt *kmsg.AddPartitionsToTxnRequestTransaction) kmsg.AddPartitionsToTxnResponseTransaction {
+	st := kmsg.NewAddPartitionsToTxnResponseTransaction()
+	st.TransactionalID = rt.TransactionalID
+	fill := func(code func(tp txn.Partition) int16) {
+		for _, t := range rt.Topics {
+			ot := kmsg.NewAddPartitionsToTxnResponseTransactionTopic()
+			ot.Topic = t.Topic
+			for _, p := range t.Partitions {
+				op := kmsg.NewAddPartitionsToTxnResponseTransactionTopicPartition()
+				op.Partition, op.ErrorCode = p, code(txn.Partition{Topic: t.Topic, Partition: p})
+				ot.Partitions = append(ot.Partitions, op)
+			}
+			st.Topics = append(st.Topics, ot)
+		}
+	}
+	var parts []txn.Partition
+	unknown := map[txn.Partition]bool{}
+	for _, t := range rt.Topics {
+		n, ok := b.meta.PartitionCount(t.Topic)
+		for _, p := range t.Partitions {
+			tp := txn.Partition{Topic: t.Topic, Partition: p}
+			if !ok || p < 0 || p >= n {
+				unknown[tp] = true
+			}
+			parts = append(parts, tp)
+		}
+	}
+	if len(unknown) > 0 {
+		fill(func(tp txn.Partition) int16 {
+			if unknown[tp] {
+				return kerr.UnknownTopicOrPartition.Code
+			}
+			return kerr.OperationNotAttempted.Code
+		})
+		return st
+	}
+	if !rt.VerifyOnly {
+		code := errCode(b.txns.coord.AddPartitions(ctx, rt.TransactionalID, rt.ProducerID, rt.ProducerEpoch, parts))
+		fill(func(txn.Partition) int16 { return code })
+		return st
+	}
+	fill(func(tp txn.Partition) int16 {
+		return errCode(b.txns.coord.Verify(rt.TransactionalID, rt.ProducerID, rt.ProducerEpoch, tp))
+	})
+	return st
 }
 
 // txnErrCode is the code of a transaction coordinator error; before

@@ -10,6 +10,8 @@ package broker
 //
 // Version notes:
 //   - v2: PRODUCER_FENCED instead of INVALID_PRODUCER_EPOCH; v3: flexible
+//   - v4: TRANSACTION_ABORTABLE (KIP-1050). Under transaction.version 2
+//     clients skip this request: TxnOffsetCommit v5 adds the partition.
 
 import (
 	"context"

@@ -70,6 +70,8 @@ type settings struct {
 	txnReplication   int16
 	txnMaxTimeout    time.Duration
 	txnAbortInterval time.Duration
+	txnVersion       int16         // transaction.version: the finalized feature level (KIP-890)
+	txnIDExpiration  time.Duration // transactional.id.expiration.ms
 	// topicDefaults maps topic config name -> broker-level default value,
 	// for topic configs whose BrokerKey is set in Settings.
 	topicDefaults map[string]string
@@ -113,6 +115,8 @@ var brokerOnlySettings = []SettingDef{
 	{Name: "transaction.state.log.replication.factor", Type: metadata.TypeShort, Default: "3", Doc: "Replication factor of __transaction_state (capped by the brokers available at creation).", Validate: intRange(1, 32767)},
 	{Name: "transaction.max.timeout.ms", Type: metadata.TypeInt, Default: "900000", Doc: "Largest transaction.timeout.ms a transactional producer may ask for (INVALID_TRANSACTION_TIMEOUT above).", Validate: intRange(1, 1<<31-1)},
 	{Name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", Type: metadata.TypeInt, Default: "10000", Doc: "How often transactions older than their timeout are aborted.", Validate: intRange(1, 1<<31-1)},
+	{Name: "transaction.version", Type: metadata.TypeShort, Default: "2", Doc: "Finalized transaction.version feature level advertised in ApiVersions: 2 enables KIP-890 part 2 (epoch bump per transaction, implicit partition adds); 0 or 1 keeps the classic protocol.", Validate: intRange(0, 2)},
+	{Name: "transactional.id.expiration.ms", Type: metadata.TypeInt, Default: "604800000", Doc: "A transactional id with no transaction for this long is removed from __transaction_state.", Validate: intRange(1, 1<<31-1)},
 	{Name: "producer.id.expiration.ms", Type: metadata.TypeInt, Default: "86400000", Doc: "A partition forgets an idempotent producer with no append for this long (its next batch is accepted at any sequence).", Validate: intRange(1, 1<<31-1)},
 	{Name: "producer.id.expiration.check.interval.ms", Type: metadata.TypeInt, Default: "600000", Doc: "How often expired producer ids are removed.", Validate: intRange(1, 1<<31-1)},
 	{Name: "fetch.max.bytes", Type: metadata.TypeInt, Default: strconv.Itoa(55 << 20), Doc: "Upper bound on the bytes of one fetch response.", Validate: intRange(1024, 1<<31-1)},
@@ -260,6 +264,8 @@ func (cfg Config) settings() (settings, error) {
 		txnReplication:   int16(i64("transaction.state.log.replication.factor")),
 		txnMaxTimeout:    ms("transaction.max.timeout.ms"),
 		txnAbortInterval: ms("transaction.abort.timed.out.transaction.cleanup.interval.ms"),
+		txnVersion:       int16(i64("transaction.version")),
+		txnIDExpiration:  ms("transactional.id.expiration.ms"),
 	}
 	for _, d := range BrokerSettings() {
 		if d.Topic == "" {

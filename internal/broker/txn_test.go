@@ -146,7 +146,14 @@ func fenced(err error) bool {
 // transaction, so a second session continues where the first committed,
 // and the output holds each input once.
 func TestTxnGroupTransactSession(t *testing.T) {
-	b := txnBroker(t, sluicetest.Setting("group.initial.rebalance.delay.ms", "0"))
+	groupTransactSession(t, txnBroker(t, sluicetest.Setting("group.initial.rebalance.delay.ms", "0")))
+}
+
+// groupTransactSession runs the consume-transform-produce loop of
+// TestTxnGroupTransactSession against b (also with transaction.version 1,
+// in txn_v2_test.go).
+func groupTransactSession(t *testing.T, b *sluicetest.Broker, opts ...kgo.Opt) {
+	t.Helper()
 	ctx := testCtx(t, 2*time.Minute)
 	in := newClient(t, b.Addr())
 	const n = 20
@@ -162,7 +169,7 @@ func TestTxnGroupTransactSession(t *testing.T) {
 	// transaction per poll; abortFirst aborts the first transaction (the
 	// session rewinds and its records are consumed again).
 	process := func(limit int, abortFirst bool) int {
-		sess, err := kgo.NewGroupTransactSession(
+		sess, err := kgo.NewGroupTransactSession(append([]kgo.Opt{
 			kgo.SeedBrokers(b.Addr()),
 			kgo.TransactionalID("tx-rpw"),
 			kgo.ConsumerGroup("rpw"),
@@ -170,7 +177,7 @@ func TestTxnGroupTransactSession(t *testing.T) {
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 			kgo.RequireStableFetchOffsets(),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		)
+		}, opts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,8 +2,11 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -20,7 +23,35 @@ const txnStateTopic = "__transaction_state"
 type txns struct {
 	internalLoader
 	coord *txn.Coordinator
+	// guards serialize a transactional append that needed verification
+	// (or found the transaction ongoing) with the markers of the same
+	// partition and producer (Kafka's verification guard): a marker
+	// written between the coordinator's answer and the append bumps the
+	// stripe's generation, and the append verifies again. Striped by
+	// hash(topic, partition, producer id); a collision costs a second
+	// verification, never a wrong answer.
+	guards [64]txnGuard
 }
+
+// txnGuard is one stripe of txns.guards.
+type txnGuard struct {
+	mu  sync.Mutex
+	gen uint64 // markers written under this stripe
+}
+
+func (t *txns) guard(topic string, part int32, pid int64) *txnGuard {
+	h := fnv.New32a()
+	h.Write([]byte(topic))
+	var b [12]byte
+	binary.BigEndian.PutUint32(b[:4], uint32(part))
+	binary.BigEndian.PutUint64(b[4:], uint64(pid))
+	h.Write(b[:])
+	return &t.guards[h.Sum32()%uint32(len(t.guards))]
+}
+
+// version is the finalized transaction.version (KIP-890): 2 enables part
+// 2 (epoch bump per transaction, implicit partition adds).
+func (t *txns) version() int16 { return t.b.set.txnVersion }
 
 func newTxns(b *Broker) *txns {
 	t := &txns{}
@@ -29,6 +60,7 @@ func newTxns(b *Broker) *txns {
 		Partitions:    b.set.txnPartitions,
 		MaxTimeout:    b.set.txnMaxTimeout,
 		AbortInterval: b.set.txnAbortInterval,
+		IDExpiration:  b.set.txnIDExpiration,
 		GroupPartition: func(group string) txn.Partition {
 			return txn.Partition{Topic: offsetsTopic, Partition: b.groups.coord.PartitionFor(group)}
 		},
@@ -95,7 +127,11 @@ func (m txnMarkers) WriteMarker(ctx context.Context, tp txn.Partition, pid int64
 	if err != nil {
 		return err
 	}
+	g := m.b.txns.guard(tp.Topic, tp.Partition, pid)
+	g.mu.Lock()
+	g.gen++
 	res, err := part.log.Append(b)
+	g.mu.Unlock()
 	if err != nil {
 		return err
 	}

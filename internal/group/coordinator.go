@@ -298,12 +298,15 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 }
 
 // OffsetFetch handles OffsetFetch v0-9 (v8+: batched groups). A group that
-// does not exist answers offset -1 for what was asked and no error.
+// does not exist answers offset -1 for what was asked and no error. With
+// require_stable (v7+), a partition with a transactional offset commit
+// still pending (its transaction not yet decided) answers
+// UNSTABLE_OFFSET_COMMIT, which clients retry, as Kafka does.
 func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if req.Version >= 8 {
 		for _, rg := range req.Groups {
-			sg, code := c.fetchGroup(ctx, rg)
+			sg, code := c.fetchGroup(ctx, rg, req.Version >= 7 && req.RequireStable)
 			if code != 0 {
 				sg = kmsg.NewOffsetFetchResponseGroup()
 				sg.Group = rg.Group
@@ -323,7 +326,7 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 			rg.Topics = append(rg.Topics, rt)
 		}
 	}
-	sg, code := c.fetchGroup(ctx, rg)
+	sg, code := c.fetchGroup(ctx, rg, req.Version >= 7 && req.RequireStable)
 	if code != 0 {
 		if req.Version >= 2 {
 			resp.ErrorCode = code
@@ -355,13 +358,13 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 	return resp
 }
 
-func (c *Coordinator) fetchGroup(ctx context.Context, rg kmsg.OffsetFetchRequestGroup) (kmsg.OffsetFetchResponseGroup, int16) {
+func (c *Coordinator) fetchGroup(ctx context.Context, rg kmsg.OffsetFetchRequestGroup, requireStable bool) (kmsg.OffsetFetchResponseGroup, int16) {
 	sh, code := c.lookup(rg.Group)
 	if code != 0 {
 		return kmsg.OffsetFetchResponseGroup{}, code
 	}
 	sg, ok, stopped := call(ctx, sh, func(reply func(kmsg.OffsetFetchResponseGroup)) event {
-		return &fetchEvent{group: rg, reply: reply}
+		return &fetchEvent{group: rg, requireStable: requireStable, reply: reply}
 	})
 	if !ok {
 		return sg, failCode(stopped)

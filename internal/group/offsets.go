@@ -218,15 +218,22 @@ func (g *group) deleteOffset(t tp) bool {
 }
 
 // fetch answers one group of an OffsetFetch. A group that does not exist
-// has no offsets: -1 for each partition asked for, and no error.
-func (s *partitionState) fetch(rg kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetchResponseGroup {
+// has no offsets: -1 for each partition asked for, and no error. With
+// requireStable, a partition with a pending transactional offset (a
+// TxnOffsetCommit whose transaction is not decided yet) answers
+// UNSTABLE_OFFSET_COMMIT and offset -1, as Kafka does.
+func (s *partitionState) fetch(rg kmsg.OffsetFetchRequestGroup, requireStable bool) kmsg.OffsetFetchResponseGroup {
 	sg := kmsg.NewOffsetFetchResponseGroup()
 	sg.Group = rg.Group
 	g := s.groups[rg.Group]
-	part := func(p int32, o offset, ok bool) kmsg.OffsetFetchResponseGroupTopicPartition {
+	part := func(topic string, p int32, o offset, ok bool) kmsg.OffsetFetchResponseGroupTopicPartition {
 		sp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 		sp.Partition = p
 		sp.Offset, sp.LeaderEpoch, sp.Metadata = -1, -1, kmsg.StringPtr("")
+		if requireStable && s.pendingFor(rg.Group, tp{topic, p}) {
+			sp.ErrorCode = kerr.UnstableOffsetCommit.Code
+			return sp
+		}
 		if ok {
 			sp.Offset, sp.LeaderEpoch, sp.Metadata = o.offset, o.leaderEpoch, kmsg.StringPtr(o.metadata)
 		}
@@ -251,7 +258,7 @@ func (s *partitionState) fetch(rg kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetch
 			}
 			slices.Sort(ids)
 			for _, p := range ids {
-				st.Partitions = append(st.Partitions, part(p, ps[p], true))
+				st.Partitions = append(st.Partitions, part(t, p, ps[p], true))
 			}
 			sg.Topics = append(sg.Topics, st)
 		}
@@ -266,7 +273,7 @@ func (s *partitionState) fetch(rg kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetch
 		}
 		for _, p := range rt.Partitions {
 			o, ok := ps[p]
-			st.Partitions = append(st.Partitions, part(p, o, ok))
+			st.Partitions = append(st.Partitions, part(rt.Topic, p, o, ok))
 		}
 		sg.Topics = append(sg.Topics, st)
 	}

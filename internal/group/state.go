@@ -99,8 +99,9 @@ type (
 		reply   func(*kmsg.OffsetCommitResponse)
 	}
 	fetchEvent struct {
-		group kmsg.OffsetFetchRequestGroup // Topics nil: every committed offset
-		reply func(kmsg.OffsetFetchResponseGroup)
+		group         kmsg.OffsetFetchRequestGroup // Topics nil: every committed offset
+		requireStable bool                         // OffsetFetch v7+ require_stable
+		reply         func(kmsg.OffsetFetchResponseGroup)
 	}
 	offsetDeleteEvent struct {
 		req   *kmsg.OffsetDeleteRequest
@@ -152,7 +153,7 @@ func (s *partitionState) Step(ev event) {
 	case *commitEvent:
 		s.commit(ev)
 	case *fetchEvent:
-		ev.reply(s.fetch(ev.group))
+		ev.reply(s.fetch(ev.group, ev.requireStable))
 	case *offsetDeleteEvent:
 		s.offsetDelete(ev)
 	case *describeEvent:

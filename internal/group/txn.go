@@ -204,6 +204,17 @@ func (s *partitionState) addPending(pid int64, group string, offs map[tp]offset)
 	}
 }
 
+// pendingFor reports whether a transaction not yet decided holds an
+// offset of group for t (OffsetFetch require_stable).
+func (s *partitionState) pendingFor(group string, t tp) bool {
+	for _, byGroup := range s.pendingTxn {
+		if _, ok := byGroup[group][t]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // txnComplete writes a marker, then applies or drops the pending offsets.
 func (s *partitionState) txnComplete(ev *txnCompleteEvent) {
 	tw := &txnWrite{producerID: ev.producerID, producerEpoch: ev.producerEpoch, control: true, commit: ev.commit}

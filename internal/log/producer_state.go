@@ -18,7 +18,8 @@ import (
 //   - a batch equal to one of the last five (same epoch, same first and
 //     last sequence) is a duplicate: nothing is written and the original
 //     offsets are returned (AppendResult.Duplicate);
-//   - a lower epoch than the known one: ErrInvalidProducerEpoch;
+//   - a lower epoch than the known one: ErrInvalidProducerEpoch, for
+//     control batches (transaction markers) too;
 //   - a higher epoch must start at sequence 0, else ErrOutOfOrderSequence;
 //   - the same epoch must continue at last sequence + 1 (int32 wraps to 0),
 //     else ErrOutOfOrderSequence;
@@ -235,6 +236,12 @@ func (c *producerCheck) duplicate(h batch.Header) (ProducerBatch, bool) {
 // id whose offsets are assigned, and stages it.
 func (c *producerCheck) check(tp TopicPartition, h batch.Header) error {
 	s := c.entry(h.ProducerID)
+	if s != nil && h.IsControl() && h.ProducerEpoch < s.Epoch {
+		// A stale marker: the producer moved to a later epoch (a fence,
+		// or KIP-890's bump at every transaction end) since; writing
+		// it would end a transaction of the new epoch.
+		return fmt.Errorf("%w: %s: marker of producer %d epoch %d is older than the current epoch %d", ErrInvalidProducerEpoch, tp, h.ProducerID, h.ProducerEpoch, s.Epoch)
+	}
 	if s != nil && !h.IsControl() {
 		switch {
 		case h.ProducerEpoch < s.Epoch:

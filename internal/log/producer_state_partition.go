@@ -223,6 +223,16 @@ func (p *Partition) Producers() []ProducerState {
 	return out
 }
 
+// InTransaction reports whether the producer has a transaction ongoing in
+// the partition at this epoch (KIP-890: a transactional batch that would
+// start one must first be verified with the transaction coordinator).
+func (p *Partition) InTransaction(producerID int64, epoch int16) bool {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	s := p.producers[producerID]
+	return s != nil && s.Epoch == epoch && s.TxnFirstOffset >= 0
+}
+
 // ExpireProducers forgets producers idle for producer.id.expiration.ms and
 // returns how many it removed. The Manager calls it every
 // producer.id.expiration.check.interval.ms.

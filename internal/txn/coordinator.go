@@ -57,6 +57,9 @@ type Config struct {
 	// AbortInterval is how often expired transactions are aborted
 	// (transaction.abort.timed.out.transaction.cleanup.interval.ms).
 	AbortInterval time.Duration
+	// IDExpiration removes a transactional id with no transaction for
+	// this long (transactional.id.expiration.ms; default 7 days).
+	IDExpiration time.Duration
 	// GroupPartition is the __consumer_offsets partition of a group
 	// (AddOffsetsToTxn).
 	GroupPartition func(group string) Partition
@@ -71,9 +74,13 @@ type entry struct {
 	mu sync.Mutex
 	md *Metadata // nil: unknown id (never initialized, or removed)
 	// view is md published for readers that do not take mu (Describe,
-	// List): an installed Metadata is never modified (each transition
-	// returns a copy), so readers never wait behind a request's I/O.
+	// List, Verify): an installed Metadata is never modified (each
+	// transition returns a copy), so readers never wait behind a
+	// request's I/O.
 	view atomic.Pointer[Metadata]
+	// removed: the id expired and this entry left the table (under mu);
+	// a request that found it before must look the id up again.
+	removed bool
 }
 
 // set installs md (under e.mu) and publishes it to readers.
@@ -117,6 +124,9 @@ func New(cfg Config, log Log, markers Markers, pids *ProducerIDs) *Coordinator {
 	}
 	if cfg.MaxTimeout <= 0 {
 		cfg.MaxTimeout = 15 * time.Minute
+	}
+	if cfg.IDExpiration <= 0 {
+		cfg.IDExpiration = 7 * 24 * time.Hour
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Coordinator{cfg: cfg, log: log, markers: markers, pids: pids, kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
@@ -251,6 +261,21 @@ func (c *Coordinator) entry(id string) (*entry, error) {
 	return e, nil
 }
 
+// lock returns the id's entry locked (see entry).
+func (c *Coordinator) lock(id string) (*entry, error) {
+	for {
+		e, err := c.entry(id)
+		if err != nil {
+			return nil, err
+		}
+		e.mu.Lock()
+		if !e.removed {
+			return e, nil
+		}
+		e.mu.Unlock()
+	}
+}
+
 func (c *Coordinator) nowMs() int64 { return c.cfg.Now().UnixMilli() }
 
 // persist writes md to __transaction_state, durably.
@@ -277,11 +302,10 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeoutMs i
 	if timeoutMs <= 0 || time.Duration(timeoutMs)*time.Millisecond > c.cfg.MaxTimeout {
 		return -1, -1, kerr.InvalidTransactionTimeout
 	}
-	e, err := c.entry(id)
+	e, err := c.lock(id)
 	if err != nil {
 		return -1, -1, err
 	}
-	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := c.nowMs()
 	md := e.md
@@ -291,7 +315,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeoutMs i
 			return -1, -1, kerr.CoordinatorNotAvailable
 		}
 		n := &Metadata{TransactionalID: id, ProducerID: pid, ProducerEpoch: 0, TimeoutMs: timeoutMs, State: Empty,
-			Partitions: map[Partition]struct{}{}, StartMs: -1, LastUpdateMs: now}
+			Partitions: map[Partition]struct{}{}, StartMs: -1, LastUpdateMs: now, PrevProducerID: -1, NextProducerID: -1}
 		if err := c.persist(ctx, n); err != nil {
 			return -1, -1, c.storageErr(err)
 		}
@@ -353,7 +377,7 @@ func (c *Coordinator) abortLocked(ctx context.Context, e *entry, fence bool) err
 			cur.ProducerEpoch++
 		}
 	}
-	res, err := cur.End(cur.ProducerID, cur.ProducerEpoch, false, c.nowMs())
+	res, err := cur.End(cur.ProducerID, cur.ProducerEpoch, false, 0, c.nowMs())
 	if err != nil {
 		return err
 	}
@@ -401,11 +425,10 @@ func (c *Coordinator) storageErr(err error) error {
 
 // AddPartitions is AddPartitionsToTxn.
 func (c *Coordinator) AddPartitions(ctx context.Context, id string, pid int64, epoch int16, parts []Partition) error {
-	e, err := c.entry(id)
+	e, err := c.lock(id)
 	if err != nil {
 		return err
 	}
-	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.md == nil {
 		return kerr.InvalidProducerIDMapping
@@ -433,6 +456,9 @@ func (c *Coordinator) AddPartitions(ctx context.Context, id string, pid int64, e
 	return nil
 }
 
+// GroupPartition is the __consumer_offsets partition of a group.
+func (c *Coordinator) GroupPartition(group string) Partition { return c.cfg.GroupPartition(group) }
+
 // AddOffsets is AddOffsetsToTxn: the group's __consumer_offsets partition
 // joins the transaction.
 func (c *Coordinator) AddOffsets(ctx context.Context, id string, pid int64, epoch int16, group string) error {
@@ -446,28 +472,95 @@ func (c *Coordinator) AddOffsets(ctx context.Context, id string, pid int64, epoc
 // success once the decision is durable (as Kafka answers after the
 // prepare record) and the background goroutine finishes the markers,
 // meanwhile the id answers CONCURRENT_TRANSACTIONS.
-func (c *Coordinator) EndTxn(ctx context.Context, id string, pid int64, epoch int16, commit bool) error {
-	e, err := c.entry(id)
+//
+// tv is the request's transaction version (2: EndTxn v5 under
+// transaction.version 2, KIP-890 part 2). Under version 2 the epoch is
+// bumped at every transaction end: the prepare and complete records and
+// the markers carry epoch+1 (or, when the epoch runs out, the markers
+// carry the last epoch and the producer gets a new id), and EndTxn
+// returns the producer id and epoch to use next. A retry of an EndTxn
+// that already ended the transaction (the old epoch) answers the same.
+func (c *Coordinator) EndTxn(ctx context.Context, id string, pid int64, epoch int16, commit bool, tv int16) (int64, int16, error) {
+	e, err := c.lock(id)
 	if err != nil {
-		return err
+		return -1, -1, err
 	}
-	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.md == nil {
-		return kerr.InvalidProducerIDMapping
+		return -1, -1, kerr.InvalidProducerIDMapping
 	}
-	res, err := e.md.End(pid, epoch, commit, c.nowMs())
-	if err != nil || res.Prepare == nil {
-		return err
+	res, err := e.md.End(pid, epoch, commit, tv, c.nowMs())
+	if err != nil {
+		return -1, -1, err
+	}
+	if res.Prepare == nil {
+		rpid, repoch := e.md.ClientIDs()
+		return rpid, repoch, nil
+	}
+	if res.NeedProducerID {
+		next, err := c.pids.Next(ctx)
+		if err != nil {
+			return -1, -1, kerr.CoordinatorNotAvailable
+		}
+		res.Prepare.NextProducerID = next
 	}
 	if err := c.persist(ctx, res.Prepare); err != nil {
-		return c.storageErr(err)
+		return -1, -1, c.storageErr(err)
 	}
 	e.set(res.Prepare)
+	rpid, repoch := res.Prepare.ClientIDs()
 	if err := c.completeLocked(ctx, e); err != nil {
 		c.cfg.Logger.Warn("completing transaction; will retry", "transactional_id", id, "err", err)
 	}
-	return nil
+	return rpid, repoch, nil
+}
+
+// Verify is the leader's check before appending a transactional batch of
+// a producer with no transaction ongoing on the partition (KIP-890 part
+// 1; Kafka's AddPartitionsToTxn with VerifyOnly): nil when tp is in the
+// ongoing transaction of pid/epoch. Otherwise: an unknown id or another
+// producer id INVALID_PRODUCER_ID_MAPPING, another epoch PRODUCER_FENCED,
+// a transaction being completed CONCURRENT_TRANSACTIONS, a partition not
+// in the transaction (or no transaction) TRANSACTION_ABORTABLE, as
+// Kafka's TransactionCoordinator answers. It reads the last installed
+// state without waiting for a request in progress on the id.
+func (c *Coordinator) Verify(id string, pid int64, epoch int16, tp Partition) error {
+	p := c.PartitionFor(id)
+	c.mu.Lock()
+	var e *entry
+	switch {
+	case c.mu.closed:
+		c.mu.Unlock()
+		return kerr.NotCoordinator
+	case c.mu.loading[p]:
+		c.mu.Unlock()
+		return kerr.CoordinatorLoadInProgress
+	case !c.mu.loaded[p]:
+		c.mu.Unlock()
+		return kerr.NotCoordinator
+	default:
+		e = c.mu.ids[id]
+	}
+	c.mu.Unlock()
+	var md *Metadata
+	if e != nil {
+		md = e.view.Load()
+	}
+	if md == nil || md.State == Dead {
+		return kerr.InvalidProducerIDMapping
+	}
+	if err := md.checkProducer(pid, epoch); err != nil {
+		return err
+	}
+	switch md.State {
+	case PrepareCommit, PrepareAbort, PrepareEpochFence:
+		return kerr.ConcurrentTransactions
+	case Ongoing:
+		if _, ok := md.Partitions[tp]; ok {
+			return nil
+		}
+	}
+	return kerr.TransactionAbortable
 }
 
 // Describe returns a copy of a transactional id's state
@@ -571,18 +664,44 @@ func (c *Coordinator) sweep(ctx context.Context) {
 		e.mu.Lock()
 		var err error
 		switch {
-		case e.md == nil:
+		case e.removed || e.md == nil:
 		case e.md.State == PrepareCommit || e.md.State == PrepareAbort:
 			err = c.completeLocked(ctx, e)
 		case e.md.Expired(c.nowMs()):
 			c.cfg.Logger.Info("aborting expired transaction", "transactional_id", id, "producer_id", e.md.ProducerID)
 			err = c.abortLocked(ctx, e, true)
+		case e.md.IDExpired(c.nowMs(), c.cfg.IDExpiration.Milliseconds()):
+			err = c.removeLocked(ctx, id, e)
 		}
 		e.mu.Unlock()
 		if err != nil && ctx.Err() == nil {
 			c.cfg.Logger.Warn("transaction sweep", "transactional_id", id, "err", err)
 		}
 	}
+}
+
+// removeLocked removes an expired transactional id: a tombstone in
+// __transaction_state (so a reload forgets it too), then the entry leaves
+// the table (as Kafka's TransactionStateManager removes expired ids).
+func (c *Coordinator) removeLocked(ctx context.Context, id string, e *entry) error {
+	k := (&Metadata{TransactionalID: id}).recordKey()
+	b, err := batch.Build(batch.Header{PartitionLeaderEpoch: -1, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1},
+		[]batch.Record{{Timestamp: c.nowMs(), Key: k, Value: nil}}, batch.CodecNone)
+	if err != nil {
+		return fmt.Errorf("txn: build tombstone: %w", err)
+	}
+	if err := c.log.Append(ctx, c.PartitionFor(id), b); err != nil {
+		return fmt.Errorf("txn: write %s tombstone: %w", id, err)
+	}
+	c.cfg.Logger.Info("removed expired transactional id", "transactional_id", id, "producer_id", e.md.ProducerID)
+	e.set(nil)
+	e.removed = true
+	c.mu.Lock()
+	if c.mu.ids[id] == e {
+		delete(c.mu.ids, id)
+	}
+	c.mu.Unlock()
+	return nil
 }
 
 // Sweep runs one background step now (tests).

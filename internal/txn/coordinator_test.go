@@ -131,13 +131,13 @@ func TestCoordinatorLifecycle(t *testing.T) {
 	if err := c.AddOffsets(ctx, "x", pid, epoch, "g"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.EndTxn(ctx, "x", pid, epoch, true); err != nil {
+	if _, _, err := c.EndTxn(ctx, "x", pid, epoch, true, 0); err != nil {
 		t.Fatal(err)
 	}
 	if got := mk.take(); len(got) != 3 || !got[0].commit || got[0].tp != (Partition{"__consumer_offsets", 0}) {
 		t.Fatalf("markers %+v", got)
 	}
-	if err := c.EndTxn(ctx, "x", pid, epoch, true); err != nil {
+	if _, _, err := c.EndTxn(ctx, "x", pid, epoch, true, 0); err != nil {
 		t.Fatalf("retried commit: %v", err)
 	}
 
@@ -153,7 +153,7 @@ func TestCoordinatorLifecycle(t *testing.T) {
 	if got := mk.take(); len(got) != 1 || got[0].commit || got[0].epoch != epoch2 {
 		t.Fatalf("fencing abort markers %+v", got)
 	}
-	if err := c.EndTxn(ctx, "x", pid, epoch, true); !errors.Is(err, kerr.ProducerFenced) {
+	if _, _, err := c.EndTxn(ctx, "x", pid, epoch, true, 0); !errors.Is(err, kerr.ProducerFenced) {
 		t.Fatalf("zombie EndTxn: %v", err)
 	}
 
@@ -165,7 +165,7 @@ func TestCoordinatorLifecycle(t *testing.T) {
 	mk.mu.Lock()
 	mk.fail = errors.New("down")
 	mk.mu.Unlock()
-	if err := c.EndTxn(ctx, "x", pid2, epoch2, false); err != nil {
+	if _, _, err := c.EndTxn(ctx, "x", pid2, epoch2, false, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.AddPartitions(ctx, "x", pid2, epoch2, []Partition{a}); !errors.Is(err, kerr.ConcurrentTransactions) {
@@ -193,7 +193,7 @@ func TestCoordinatorLifecycle(t *testing.T) {
 	if got := mk.take(); len(got) != 1 || got[0].commit || got[0].epoch != epoch2+1 {
 		t.Fatalf("expiry markers %+v", got)
 	}
-	if err := c2.EndTxn(ctx, "x", pid2, epoch2, true); !errors.Is(err, kerr.ProducerFenced) {
+	if _, _, err := c2.EndTxn(ctx, "x", pid2, epoch2, true, 0); !errors.Is(err, kerr.ProducerFenced) {
 		t.Fatalf("EndTxn after expiry: %v", err)
 	}
 }
@@ -225,7 +225,7 @@ func TestCoordinatorDescribeList(t *testing.T) {
 	if l, err := c.List(); err != nil || len(l) != 1 || l[0].TransactionalID != "x" || len(l[0].Partitions) != 2 {
 		t.Fatalf("list: %+v %v", l, err)
 	}
-	if err := c.EndTxn(ctx, "x", pid, epoch, true); err != nil {
+	if _, _, err := c.EndTxn(ctx, "x", pid, epoch, true, 0); err != nil {
 		t.Fatal(err)
 	}
 	if md, err := c.Describe("x"); err != nil || md.State != CompleteCommit || md.StartMs != -1 || len(md.Partitions) != 0 {

@@ -3,6 +3,7 @@ package txn
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -21,11 +22,14 @@ import (
 //	Empty             <- Empty, CompleteCommit, CompleteAbort
 //	Ongoing           <- Ongoing, Empty, CompleteCommit, CompleteAbort
 //	PrepareCommit     <- Ongoing
-//	PrepareAbort      <- Ongoing, PrepareEpochFence
+//	PrepareAbort      <- Ongoing, PrepareEpochFence, Empty, CompleteCommit, CompleteAbort
 //	CompleteCommit    <- PrepareCommit
 //	CompleteAbort     <- PrepareAbort
 //	Dead              <- Empty, CompleteCommit, CompleteAbort
 //	PrepareEpochFence <- Ongoing
+//
+// (PrepareAbort from Empty and Complete*: Kafka 4's transaction version 2,
+// where an EndTxn abort with no transaction still bumps the epoch.)
 
 // State is a transaction state; the values are Kafka's (TransactionState
 // in the __transaction_state value).
@@ -56,7 +60,7 @@ var validPrevious = map[State][]State{
 	Empty:             {Empty, CompleteCommit, CompleteAbort},
 	Ongoing:           {Ongoing, Empty, CompleteCommit, CompleteAbort},
 	PrepareCommit:     {Ongoing},
-	PrepareAbort:      {Ongoing, PrepareEpochFence},
+	PrepareAbort:      {Ongoing, PrepareEpochFence, Empty, CompleteCommit, CompleteAbort},
 	CompleteCommit:    {PrepareCommit},
 	CompleteAbort:     {PrepareAbort},
 	Dead:              {Empty, CompleteCommit, CompleteAbort},
@@ -92,6 +96,26 @@ type Metadata struct {
 	Partitions   map[Partition]struct{}
 	StartMs      int64 // when the transaction became Ongoing; -1 otherwise
 	LastUpdateMs int64
+
+	// KIP-890 part 2 (transaction version 2). TxnVersion is the
+	// transaction version of the client's last EndTxn (0: classic). Under
+	// version 2 EndTxn bumps the epoch: the prepared state carries the
+	// new epoch (the markers are written with it). When the epoch runs
+	// out, NextProducerID is the id handed to the producer, installed by
+	// the Complete state, which keeps the old id in PrevProducerID (so a
+	// retried EndTxn of the old id is recognized). -1 when unset.
+	TxnVersion     int16
+	PrevProducerID int64
+	NextProducerID int64
+}
+
+// ClientIDs are the producer id and epoch EndTxn v5 answers: the ones the
+// producer uses for its next transaction.
+func (m *Metadata) ClientIDs() (int64, int16) {
+	if m.NextProducerID >= 0 {
+		return m.NextProducerID, 0
+	}
+	return m.ProducerID, m.ProducerEpoch
 }
 
 // Clone returns a deep copy.
@@ -181,16 +205,46 @@ type EndResult struct {
 	// or PrepareAbort); nil when the request is a retry of a finished
 	// transaction (answer success, write nothing).
 	Prepare *Metadata
+	// NeedProducerID: the bumped epoch is the last one (version 2); the
+	// caller must set Prepare.NextProducerID to a new producer id.
+	NeedProducerID bool
+}
+
+// epochExhausted is Kafka's TransactionMetadata.isProducerEpochExhausted.
+func epochExhausted(epoch int16) bool { return epoch >= math.MaxInt16-1 }
+
+// isV2Retry reports whether an EndTxn of version 2 with pid/epoch is a
+// retry of the one that ended (or is ending) the transaction: the epoch
+// is the one before the bump, or the id is the one replaced when the
+// epoch ran out.
+func (m *Metadata) isV2Retry(pid int64, epoch int16) bool {
+	if m.TxnVersion < 2 {
+		return false
+	}
+	switch m.State {
+	case PrepareCommit, PrepareAbort, CompleteCommit, CompleteAbort:
+	default:
+		return false
+	}
+	if pid == m.ProducerID && int32(epoch)+1 == int32(m.ProducerEpoch) {
+		return true
+	}
+	return m.PrevProducerID >= 0 && pid == m.PrevProducerID && m.ProducerEpoch == 0 && epochExhausted(epoch)
 }
 
 // End is EndTxn: the prepared state, a retry detected, or the error for
-// the client.
-func (m *Metadata) End(pid int64, epoch int16, commit bool, nowMs int64) (EndResult, error) {
-	if err := m.checkProducer(pid, epoch); err != nil {
-		return EndResult{}, err
+// the client. tv is the transaction version of the request (2: EndTxn v5
+// with transaction.version 2, KIP-890 part 2): the prepared state then
+// carries the next epoch, and an abort with no transaction ongoing is a
+// transaction of its own (it bumps the epoch), as in Kafka 4.
+func (m *Metadata) End(pid int64, epoch int16, commit bool, tv int16, nowMs int64) (EndResult, error) {
+	retry := tv >= 2 && m.isV2Retry(pid, epoch)
+	if !retry {
+		if err := m.checkProducer(pid, epoch); err != nil {
+			return EndResult{}, err
+		}
 	}
-	switch m.State {
-	case Ongoing:
+	prepare := func() (EndResult, error) {
 		to := PrepareAbort
 		if commit {
 			to = PrepareCommit
@@ -199,14 +253,29 @@ func (m *Metadata) End(pid int64, epoch int16, commit bool, nowMs int64) (EndRes
 		if err != nil {
 			return EndResult{}, kerr.InvalidTxnState
 		}
-		return EndResult{Prepare: p}, nil
-	case CompleteCommit:
-		if commit {
-			return EndResult{}, nil // a retry
+		p.TxnVersion = max(tv, 0)
+		p.NextProducerID = -1
+		var need bool
+		if tv >= 2 {
+			need = epochExhausted(p.ProducerEpoch)
+			p.ProducerEpoch++
 		}
-	case CompleteAbort:
-		if !commit {
-			return EndResult{}, nil
+		return EndResult{Prepare: p, NeedProducerID: need}, nil
+	}
+	switch m.State {
+	case Ongoing:
+		return prepare()
+	case CompleteCommit, CompleteAbort:
+		done := (m.State == CompleteCommit) == commit
+		switch {
+		case retry && done, tv < 2 && done:
+			return EndResult{}, nil // a retry
+		case tv >= 2 && !retry && !commit:
+			return prepare() // an abort with nothing ongoing bumps the epoch
+		}
+	case Empty:
+		if tv >= 2 && !commit {
+			return prepare()
 		}
 	case PrepareCommit:
 		if commit {
@@ -221,21 +290,51 @@ func (m *Metadata) End(pid int64, epoch int16, commit bool, nowMs int64) (EndRes
 }
 
 // Complete is the state after every marker of a prepared transaction is
-// written: CompleteCommit or CompleteAbort.
+// written: CompleteCommit or CompleteAbort. A NextProducerID becomes the
+// producer id (epoch 0), the old one PrevProducerID.
 func (m *Metadata) Complete(nowMs int64) (*Metadata, error) {
+	var (
+		c   *Metadata
+		err error
+	)
 	switch m.State {
 	case PrepareCommit:
-		return m.transition(CompleteCommit, nowMs)
+		c, err = m.transition(CompleteCommit, nowMs)
 	case PrepareAbort:
-		return m.transition(CompleteAbort, nowMs)
+		c, err = m.transition(CompleteAbort, nowMs)
+	default:
+		return nil, fmt.Errorf("%w: %s: complete from %s", ErrInvalidTransition, m.TransactionalID, m.State)
 	}
-	return nil, fmt.Errorf("%w: %s: complete from %s", ErrInvalidTransition, m.TransactionalID, m.State)
+	if err != nil {
+		return nil, err
+	}
+	if c.NextProducerID >= 0 {
+		c.PrevProducerID, c.ProducerID, c.ProducerEpoch, c.NextProducerID = c.ProducerID, c.NextProducerID, 0, -1
+	}
+	return c, nil
 }
 
 // Expired reports whether an ongoing transaction has outlived its
 // timeout (transaction.timeout.ms) at nowMs and must be aborted.
 func (m *Metadata) Expired(nowMs int64) bool {
 	return m.State == Ongoing && m.StartMs >= 0 && nowMs-m.StartMs > int64(m.TimeoutMs)
+}
+
+// IDExpired reports whether the id has had no transaction for at least
+// expirationMs (transactional.id.expiration.ms) at nowMs and may be
+// removed: only Empty and completed states expire, as in Kafka.
+func (m *Metadata) IDExpired(nowMs, expirationMs int64) bool {
+	switch m.State {
+	case Empty, CompleteCommit, CompleteAbort:
+		return nowMs-m.LastUpdateMs >= expirationMs
+	}
+	return false
+}
+
+func (m *Metadata) recordKey() []byte {
+	k := kmsg.NewTxnMetadataKey()
+	k.TransactionalID = m.TransactionalID
+	return k.AppendTo(nil)
 }
 
 // Record encodes m as a __transaction_state record (Kafka's
@@ -247,6 +346,11 @@ func (m *Metadata) Record() (key, value []byte) {
 	v.ProducerID, v.ProducerEpoch, v.TimeoutMillis = m.ProducerID, m.ProducerEpoch, m.TimeoutMs
 	v.State = kmsg.TransactionState(m.State)
 	v.LastUpdateTimestamp, v.StartTimestamp = m.LastUpdateMs, m.StartMs
+	if m.TxnVersion > 0 || m.PrevProducerID >= 0 || m.NextProducerID >= 0 {
+		// Value version 1 (flexible) carries KIP-890's tagged fields.
+		v.Version = 1
+		v.PreviousProducerID, v.NextProducerID, v.ClientTransactionVersion = m.PrevProducerID, m.NextProducerID, m.TxnVersion
+	}
 	for _, p := range m.SortedPartitions() {
 		if n := len(v.Topics); n > 0 && v.Topics[n-1].Topic == p.Topic {
 			v.Topics[n-1].Partitions = append(v.Topics[n-1].Partitions, p.Partition)
@@ -285,6 +389,9 @@ func ParseRecord(key, value []byte) (string, *Metadata, error) {
 		Partitions:      map[Partition]struct{}{},
 		StartMs:         v.StartTimestamp,
 		LastUpdateMs:    v.LastUpdateTimestamp,
+		TxnVersion:      v.ClientTransactionVersion,
+		PrevProducerID:  v.PreviousProducerID,
+		NextProducerID:  v.NextProducerID,
 	}
 	for _, t := range v.Topics {
 		for _, p := range t.Partitions {

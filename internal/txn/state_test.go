@@ -9,14 +9,14 @@ import (
 )
 
 func TestTransactionStateMachine(t *testing.T) {
-	m := &Metadata{TransactionalID: "t", ProducerID: 7, ProducerEpoch: 2, TimeoutMs: 1000, State: Empty, Partitions: map[Partition]struct{}{}, StartMs: -1}
+	m := &Metadata{TransactionalID: "t", ProducerID: 7, ProducerEpoch: 2, TimeoutMs: 1000, State: Empty, Partitions: map[Partition]struct{}{}, StartMs: -1, PrevProducerID: -1, NextProducerID: -1}
 	if _, err := m.AddPartitions(8, 2, nil, 10); !errors.Is(err, kerr.InvalidProducerIDMapping) {
 		t.Fatalf("wrong producer id: %v", err)
 	}
 	if _, err := m.AddPartitions(7, 1, nil, 10); !errors.Is(err, kerr.ProducerFenced) {
 		t.Fatalf("old epoch: %v", err)
 	}
-	if _, err := m.End(7, 2, true, 10); !errors.Is(err, kerr.InvalidTxnState) {
+	if _, err := m.End(7, 2, true, 0, 10); !errors.Is(err, kerr.InvalidTxnState) {
 		t.Fatalf("commit without a transaction: %v", err)
 	}
 	on, err := m.AddPartitions(7, 2, []Partition{{"a", 1}, {"a", 0}, {"b", 0}}, 10)
@@ -30,7 +30,7 @@ func TestTransactionStateMachine(t *testing.T) {
 	if on2.StartMs != 10 || len(on2.Partitions) != 4 {
 		t.Fatalf("second add: %+v", on2)
 	}
-	res, err := on2.End(7, 2, true, 30)
+	res, err := on2.End(7, 2, true, 0, 30)
 	if err != nil || res.Prepare == nil || res.Prepare.State != PrepareCommit {
 		t.Fatalf("end: %+v, %v", res, err)
 	}
@@ -38,20 +38,20 @@ func TestTransactionStateMachine(t *testing.T) {
 	if _, err := prep.AddPartitions(7, 2, nil, 31); !errors.Is(err, kerr.ConcurrentTransactions) {
 		t.Fatalf("add while preparing: %v", err)
 	}
-	if _, err := prep.End(7, 2, true, 31); !errors.Is(err, kerr.ConcurrentTransactions) {
+	if _, err := prep.End(7, 2, true, 0, 31); !errors.Is(err, kerr.ConcurrentTransactions) {
 		t.Fatalf("commit while preparing: %v", err)
 	}
-	if _, err := prep.End(7, 2, false, 31); !errors.Is(err, kerr.InvalidTxnState) {
+	if _, err := prep.End(7, 2, false, 0, 31); !errors.Is(err, kerr.InvalidTxnState) {
 		t.Fatalf("abort while committing: %v", err)
 	}
 	done, err := prep.Complete(40)
 	if err != nil || done.State != CompleteCommit || len(done.Partitions) != 0 || done.StartMs != -1 {
 		t.Fatalf("complete: %+v, %v", done, err)
 	}
-	if r, err := done.End(7, 2, true, 50); err != nil || r.Prepare != nil {
+	if r, err := done.End(7, 2, true, 0, 50); err != nil || r.Prepare != nil {
 		t.Fatalf("retried commit: %+v, %v", r, err)
 	}
-	if _, err := done.End(7, 2, false, 50); !errors.Is(err, kerr.InvalidTxnState) {
+	if _, err := done.End(7, 2, false, 0, 50); !errors.Is(err, kerr.InvalidTxnState) {
 		t.Fatalf("abort after commit: %v", err)
 	}
 	if _, err := done.Complete(50); !errors.Is(err, ErrInvalidTransition) {
@@ -66,7 +66,7 @@ func TestTransactionRecordRoundTrip(t *testing.T) {
 	m := &Metadata{
 		TransactionalID: "tx-1", ProducerID: 42, ProducerEpoch: 3, TimeoutMs: 60000, State: PrepareAbort,
 		Partitions: map[Partition]struct{}{{"b", 2}: {}, {"a", 0}: {}, {"b", 0}: {}, {"__consumer_offsets", 7}: {}},
-		StartMs:    100, LastUpdateMs: 200,
+		StartMs:    100, LastUpdateMs: 200, PrevProducerID: -1, NextProducerID: -1,
 	}
 	k, v := m.Record()
 	id, got, err := ParseRecord(k, v)
