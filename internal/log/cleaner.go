@@ -358,9 +358,8 @@ func (p *Partition) clean(now time.Time, opts cleanOptions) (CleanStats, error) 
 // cleanableLimit is the offset at which cleaning must stop whatever the
 // segments say: Kafka bounds the cleaner by the high watermark, so that a
 // record a follower truncation could still remove never shadows an older
-// value. The engine does not know the high watermark yet; until Partition
-// carries it (see the integration notes), there is no limit.
-func (p *Partition) cleanableLimit() int64 { return maxOffset }
+// value (highwatermark.go; the log end while replication sets none).
+func (p *Partition) cleanableLimit() int64 { return p.HighWatermark() }
 
 // maxLagExceeded reports whether the first dirty batch is older than
 // max.compaction.lag.ms.

@@ -182,6 +182,11 @@ type ManagerConfig struct {
 	// the recovery-point and log-start-offset checkpoints are written;
 	// default 60 s.
 	CheckpointInterval time.Duration
+	// HighWatermarkCheckpointInterval:
+	// replica.high.watermark.checkpoint.interval.ms, how often the high
+	// watermarks set by replication are checkpointed (only when one
+	// changed); default 5 s.
+	HighWatermarkCheckpointInterval time.Duration
 	// ProducerIDExpiration is producer.id.expiration.ms: a producer with no
 	// append for this long is forgotten by every partition (its next batch
 	// is accepted at any sequence); default 1 day.
@@ -203,6 +208,8 @@ const (
 	DefaultFlushCheckInterval     = time.Second
 	DefaultCheckpointInterval     = 60 * time.Second
 
+	DefaultHighWatermarkCheckpointInterval = 5 * time.Second
+
 	DefaultProducerIDExpiration              = 24 * time.Hour
 	DefaultProducerIDExpirationCheckInterval = 10 * time.Minute
 )
@@ -222,6 +229,9 @@ func (c ManagerConfig) withDefaults() ManagerConfig {
 	}
 	if c.CheckpointInterval <= 0 {
 		c.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.HighWatermarkCheckpointInterval <= 0 {
+		c.HighWatermarkCheckpointInterval = DefaultHighWatermarkCheckpointInterval
 	}
 	if c.ProducerIDExpiration <= 0 {
 		c.ProducerIDExpiration = DefaultProducerIDExpiration

@@ -20,6 +20,7 @@
 //	  .sluice_cleanshutdown               present only after a clean Manager.Close
 //	  recovery-point-offset-checkpoint    text: every partition's recovery point
 //	  log-start-offset-checkpoint         text: every partition's log start offset
+//	  replication-offset-checkpoint       text: high watermarks of replicated partitions (absent until one is set)
 //	  <topic>-<partition>/
 //	    00000000000000000000.log          record batches, back to back, as appended
 //	    00000000000000000000.index        sparse offset index
@@ -97,5 +98,6 @@ const (
 	recoveryPointFile = "recovery-point-offset-checkpoint"
 	logStartFile      = "log-start-offset-checkpoint"
 	leaderEpochFile   = "leader-epoch-checkpoint"
+	highWatermarkFile = "replication-offset-checkpoint"
 	checkpointVersion = 0
 )

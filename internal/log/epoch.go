@@ -139,6 +139,17 @@ func (c *epochCache) truncateFromStart(offset int64) error {
 	return c.persistLocked()
 }
 
+// clear removes every entry (TruncateFullyAndStartAt; Kafka's clearAndFlush).
+func (c *epochCache) clear() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.es) == 0 {
+		return nil
+	}
+	c.es = nil
+	return c.persistLocked()
+}
+
 func (c *epochCache) entries() []epochEntry {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -30,6 +30,11 @@ var (
 	// ErrInvalidProducerEpoch: a batch from an older epoch of a producer
 	// than the partition has seen (a fenced or zombie producer).
 	ErrInvalidProducerEpoch = errors.New("log: invalid producer epoch") // INVALID_PRODUCER_EPOCH
+	// ErrUnexpectedAppendOffset: a follower append whose first batch does
+	// not start at the log end offset (or whose batches overlap); Kafka's
+	// UnexpectedAppendOffsetException. The fetcher asked for the wrong
+	// offset or the log diverged: truncate (OffsetForLeaderEpoch) and refetch.
+	ErrUnexpectedAppendOffset = errors.New("log: unexpected append offset")
 	// ErrInvalidConfig: a Config or ManagerConfig field is out of range.
 	ErrInvalidConfig = errors.New("log: invalid config")
 )

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -41,6 +42,12 @@ type Manager struct {
 	ckMu           sync.Mutex
 	recoveryPoints offsetCheckpoint
 	logStarts      offsetCheckpoint
+	// highWatermarks holds the partitions whose high watermark replication
+	// sets (highwatermark.go); hwFile says the file exists (it is not
+	// written while no partition ever had one).
+	highWatermarks offsetCheckpoint
+	hwFile         bool
+	hwLast         []byte // contents last written by this process
 
 	del struct {
 		sync.Mutex
@@ -101,6 +108,10 @@ func OpenManager(cfg ManagerConfig) (*Manager, error) {
 	}
 	m.recoveryPoints = m.loadCheckpoint(recoveryPointFile)
 	m.logStarts = m.loadCheckpoint(logStartFile)
+	m.highWatermarks = m.loadCheckpoint(highWatermarkFile)
+	if _, err := os.Stat(filepath.Join(cfg.Dir, highWatermarkFile)); err == nil {
+		m.hwFile = true
+	}
 	m.logger.Info("opened log manager", "clean_shutdown", m.wasClean)
 
 	m.goFunc(&m.bgWG, "log-retention", m.retentionLoop)
@@ -220,6 +231,7 @@ func (m *Manager) Open(topic string, partition int32, cfg Config) (*Partition, e
 		producers: producerStates{},
 	}
 	p.cfg.Store(&c)
+	p.hw.Store(-1)
 	ch := make(chan struct{})
 	p.durableCh.Store(&ch)
 	epochs, err := loadEpochCache(dir)
@@ -237,12 +249,17 @@ func (m *Manager) Open(topic string, partition int32, cfg Config) (*Partition, e
 	if !ok {
 		ls = -1
 	}
+	hw, ok := m.highWatermarks[tp]
+	if !ok {
+		hw = -1
+	}
 	m.ckMu.Unlock()
 	start := time.Now()
 	if err := p.load(clean, rp, ls); err != nil {
 		m.mu.clean[tp] = false
 		return nil, fmt.Errorf("log: open %s: %w", tp, err)
 	}
+	p.restoreHighWatermark(hw)
 	p.lastFlushMs.Store(p.now().UnixMilli())
 	p.logger.Debug("opened partition", "clean", clean, "log_start", p.LogStartOffset(), "log_end", p.LogEndOffset(),
 		"segments", p.NumSegments(), "took", time.Since(start))
@@ -291,8 +308,7 @@ func (m *Manager) closeAndRecord(p *Partition) error {
 	}
 	m.mu.Unlock()
 	m.ckMu.Lock()
-	m.recoveryPoints[p.tp] = p.RecoveryPoint()
-	m.logStarts[p.tp] = p.LogStartOffset()
+	m.recordLocked(p)
 	m.ckMu.Unlock()
 	return err
 }
@@ -324,6 +340,7 @@ func (m *Manager) Remove(topic string, partition int32) error {
 	m.ckMu.Lock()
 	delete(m.recoveryPoints, tp)
 	delete(m.logStarts, tp)
+	delete(m.highWatermarks, tp)
 	m.ckMu.Unlock()
 	if err := syncDir(m.cfg.Dir); err != nil {
 		return err
@@ -398,20 +415,82 @@ func (m *Manager) Close() error {
 	return errors.Join(errs...)
 }
 
-// writeCheckpoints writes the recovery-point and log-start-offset
-// checkpoints of every partition (open ones from their current state).
+// writeCheckpoints writes the recovery-point, log-start-offset and
+// high-watermark checkpoints of every partition (open ones from their
+// current state).
 func (m *Manager) writeCheckpoints() error {
 	parts := m.Partitions()
 	m.ckMu.Lock()
 	defer m.ckMu.Unlock()
 	for _, p := range parts {
-		m.recoveryPoints[p.tp] = p.RecoveryPoint()
-		m.logStarts[p.tp] = p.LogStartOffset()
+		m.recordLocked(p)
 	}
+	return m.writeCheckpointFilesLocked()
+}
+
+// checkpointPartition records p's offsets and writes the checkpoint files
+// (after a truncation moved them back). It takes only ckMu, so a caller
+// may hold p.appendMu (lock order appendMu -> ckMu; ckMu holders take no
+// partition lock).
+func (m *Manager) checkpointPartition(p *Partition) error {
+	m.ckMu.Lock()
+	defer m.ckMu.Unlock()
+	m.recordLocked(p)
+	return m.writeCheckpointFilesLocked()
+}
+
+// recordLocked copies p's checkpointed offsets into the maps. Caller holds
+// ckMu.
+func (m *Manager) recordLocked(p *Partition) {
+	m.recoveryPoints[p.tp] = p.RecoveryPoint()
+	m.logStarts[p.tp] = p.LogStartOffset()
+	if hw, ok := p.replicatedHighWatermark(); ok {
+		m.highWatermarks[p.tp] = hw
+	} else {
+		delete(m.highWatermarks, p.tp)
+	}
+}
+
+func (m *Manager) writeCheckpointFilesLocked() error {
 	if err := writeFileAtomic(filepath.Join(m.cfg.Dir, recoveryPointFile), m.recoveryPoints.encode()); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(m.cfg.Dir, logStartFile), m.logStarts.encode())
+	if err := writeFileAtomic(filepath.Join(m.cfg.Dir, logStartFile), m.logStarts.encode()); err != nil {
+		return err
+	}
+	return m.writeHighWatermarkFileLocked()
+}
+
+// writeHighWatermarks checkpoints the high watermarks of the open
+// partitions (every HighWatermarkCheckpointInterval).
+func (m *Manager) writeHighWatermarks() error {
+	parts := m.Partitions()
+	m.ckMu.Lock()
+	defer m.ckMu.Unlock()
+	for _, p := range parts {
+		if hw, ok := p.replicatedHighWatermark(); ok {
+			m.highWatermarks[p.tp] = hw
+		}
+	}
+	return m.writeHighWatermarkFileLocked()
+}
+
+// writeHighWatermarkFileLocked writes replication-offset-checkpoint unless
+// no partition ever had a replicated high watermark or nothing changed
+// since the last write. Caller holds ckMu.
+func (m *Manager) writeHighWatermarkFileLocked() error {
+	if len(m.highWatermarks) == 0 && !m.hwFile {
+		return nil
+	}
+	b := m.highWatermarks.encode()
+	if m.hwLast != nil && bytes.Equal(b, m.hwLast) {
+		return nil
+	}
+	if err := writeFileAtomic(filepath.Join(m.cfg.Dir, highWatermarkFile), b); err != nil {
+		return err
+	}
+	m.hwFile, m.hwLast = true, b
+	return nil
 }
 
 // scheduleDelete runs fn after delay in the deleter goroutine (or at Close).
@@ -516,6 +595,8 @@ func (m *Manager) flushSchedulerLoop() {
 	defer flushT.Stop()
 	ckT := time.NewTicker(m.cfg.CheckpointInterval)
 	defer ckT.Stop()
+	hwT := time.NewTicker(m.cfg.HighWatermarkCheckpointInterval)
+	defer hwT.Stop()
 	for {
 		select {
 		case <-m.stop:
@@ -531,6 +612,10 @@ func (m *Manager) flushSchedulerLoop() {
 		case <-ckT.C:
 			if err := m.writeCheckpoints(); err != nil {
 				m.logger.Warn("writing checkpoints", "err", err)
+			}
+		case <-hwT.C:
+			if err := m.writeHighWatermarks(); err != nil {
+				m.logger.Warn("writing high-watermark checkpoint", "err", err)
 			}
 		}
 	}

@@ -78,6 +78,16 @@ type Partition struct {
 
 	epochs *epochCache
 
+	// hw is the high watermark set by replication (highwatermark.go); -1
+	// while none was set: the high watermark is then the log end. Written
+	// under hwMu (a leaf), which truncation also holds while it lowers
+	// logEnd; read lock-free.
+	hw   atomic.Int64
+	hwMu sync.Mutex
+	// recoveredUnclean: the log was opened after an unclean shutdown, or
+	// recovery cut a torn tail or rebuilt a segment that failed validation.
+	recoveredUnclean atomic.Bool
+
 	// producers is the idempotent-producer state (producer_state.go);
 	// guarded by appendMu.
 	producers producerStates
@@ -150,6 +160,8 @@ func (p *Partition) kickFlusher() {
 // offsets by rewriting each batch's baseOffset in place (and maxTimestamp for
 // LogAppendTime, recomputing the CRC), and writes them with one write. A bad
 // batch fails the whole call and nothing is written. It never decompresses.
+// When the leader-epoch cache holds an epoch (AssignEpochStart), the latest
+// is written into each batch's partitionLeaderEpoch (outside the CRC).
 //
 // Batches with a producer id are checked against the producer state under
 // the append lock (see producer_state.go): a retried batch is reported as
@@ -158,43 +170,91 @@ func (p *Partition) kickFlusher() {
 // ErrInvalidRecord); sequence gaps give ErrOutOfOrderSequence, an old
 // epoch ErrInvalidProducerEpoch.
 func (p *Partition) Append(batches []byte) (AppendResult, error) {
-	cfg := p.config()
-	var (
-		nBatches int
-		nRecords int64
-		nOffsets int64
+	return p.append(batches, false)
+}
 
-		hasProducer bool
-	)
+// appendInfo is what the validation before the lock learned about an
+// append's batches.
+type appendInfo struct {
+	nBatches    int
+	nRecords    int64
+	nOffsets    int64 // leader: offsets to assign
+	hasProducer bool
+	// Follower appends keep the leader's offsets: the first batch's base
+	// and last offset, and the last offset of the whole append.
+	firstBase, firstLast, last int64
+}
+
+// validateAppend checks every batch (structure, CRC, record count, producer
+// fields) before the append lock is taken. A follower's batches keep their
+// offsets, which must increase (densely unless the log is compacted, whose
+// leader may have removed offsets), and may hold fewer records than offsets
+// (compacted batches); max.message.bytes is not applied to them (Kafka's
+// ignoreRecordSize), since the leader accepted them.
+func (p *Partition) validateAppend(batches []byte, cfg *Config, follower bool) (appendInfo, error) {
+	var in appendInfo
+	prevLast := int64(-1)
 	it := batch.NewIter(batches)
 	for it.Next() {
 		h := it.Header()
-		if h.Size() > int(cfg.MaxMessageBytes) {
-			return AppendResult{}, fmt.Errorf("%w: %s: batch of %d bytes, max.message.bytes %d", ErrMessageTooLarge, p.tp, h.Size(), cfg.MaxMessageBytes)
+		if !follower && h.Size() > int(cfg.MaxMessageBytes) {
+			return in, fmt.Errorf("%w: %s: batch of %d bytes, max.message.bytes %d", ErrMessageTooLarge, p.tp, h.Size(), cfg.MaxMessageBytes)
 		}
-		if int64(h.NumRecords) != int64(h.LastOffsetDelta)+1 {
-			return AppendResult{}, fmt.Errorf("%w: %s: batch %d has %d records, lastOffsetDelta %d", ErrInvalidRecord, p.tp, nBatches, h.NumRecords, h.LastOffsetDelta)
+		switch {
+		case !follower && int64(h.NumRecords) != int64(h.LastOffsetDelta)+1,
+			follower && (h.NumRecords < 0 || int64(h.NumRecords) > int64(h.LastOffsetDelta)+1):
+			return in, fmt.Errorf("%w: %s: batch %d has %d records, lastOffsetDelta %d", ErrInvalidRecord, p.tp, in.nBatches, h.NumRecords, h.LastOffsetDelta)
 		}
 		if h.ProducerID >= 0 && !h.IsControl() && h.BaseSequence < 0 {
-			return AppendResult{}, fmt.Errorf("%w: %s: batch %d has producer id %d but sequence %d", ErrInvalidRecord, p.tp, nBatches, h.ProducerID, h.BaseSequence)
+			return in, fmt.Errorf("%w: %s: batch %d has producer id %d but sequence %d", ErrInvalidRecord, p.tp, in.nBatches, h.ProducerID, h.BaseSequence)
+		}
+		if follower {
+			switch {
+			case h.BaseOffset < 0 || h.LastOffset() < h.BaseOffset:
+				return in, fmt.Errorf("%w: %s: batch %d at offset %d", ErrInvalidRecord, p.tp, in.nBatches, h.BaseOffset)
+			case in.nBatches == 0:
+				in.firstBase, in.firstLast = h.BaseOffset, h.LastOffset()
+			case h.BaseOffset <= prevLast:
+				return in, fmt.Errorf("%w: %s: batch %d at offset %d overlaps the previous batch ending at %d", ErrUnexpectedAppendOffset, p.tp, in.nBatches, h.BaseOffset, prevLast)
+			case h.BaseOffset != prevLast+1 && !cfg.Compact():
+				return in, fmt.Errorf("%w: %s: batch %d at offset %d leaves a gap after %d in a log that is not compacted", ErrUnexpectedAppendOffset, p.tp, in.nBatches, h.BaseOffset, prevLast)
+			}
+			prevLast = h.LastOffset()
 		}
 		if h.ProducerID >= 0 {
-			hasProducer = true
+			in.hasProducer = true
 		}
-		nBatches++
-		nRecords += int64(h.NumRecords)
-		nOffsets += int64(h.LastOffsetDelta) + 1
+		in.nBatches++
+		in.nRecords += int64(h.NumRecords)
+		in.nOffsets += int64(h.LastOffsetDelta) + 1
 	}
+	in.last = prevLast
 	if err := it.Err(); err != nil {
 		switch {
 		case errors.Is(err, batch.ErrHeader):
-			return AppendResult{}, fmt.Errorf("%w: %s: batch %d: %w", ErrInvalidRecord, p.tp, nBatches, err)
+			return in, fmt.Errorf("%w: %s: batch %d: %w", ErrInvalidRecord, p.tp, in.nBatches, err)
 		default:
-			return AppendResult{}, fmt.Errorf("%w: %s: batch %d: %w", ErrCorruptBatch, p.tp, nBatches, err)
+			return in, fmt.Errorf("%w: %s: batch %d: %w", ErrCorruptBatch, p.tp, in.nBatches, err)
 		}
 	}
-	if nBatches == 0 {
-		return AppendResult{}, fmt.Errorf("%w: %s: no record batches", ErrCorruptBatch, p.tp)
+	if in.nBatches == 0 {
+		return in, fmt.Errorf("%w: %s: no record batches", ErrCorruptBatch, p.tp)
+	}
+	return in, nil
+}
+
+// append is Append (follower false) and AppendAsFollower (follower true):
+// one path, so that producer state, transactions, indexes and durability
+// behave the same on leaders and followers. A leader's append assigns
+// offsets, stamps its leader epoch and checks producers (duplicates,
+// epochs, sequences); a follower's keeps the leader's offsets, records
+// the batches' leader epochs in the epoch cache and stages producer state
+// without checking it (Kafka's AppendOrigin.REPLICATION).
+func (p *Partition) append(batches []byte, follower bool) (AppendResult, error) {
+	cfg := p.config()
+	in, err := p.validateAppend(batches, cfg, follower)
+	if err != nil {
+		return AppendResult{}, err
 	}
 
 	p.appendMu.Lock()
@@ -207,69 +267,113 @@ func (p *Partition) Append(batches []byte) (AppendResult, error) {
 	}
 	nowMs := p.now().UnixMilli()
 	var pc producerCheck
-	if hasProducer {
+	if in.hasProducer {
 		pc.committed = p.producers
-		if res, dup, err := p.findDuplicateLocked(&pc, batches, nBatches, cfg); dup || err != nil {
-			return res, err
+		if !follower {
+			if res, dup, err := p.findDuplicateLocked(&pc, batches, in.nBatches, cfg); dup || err != nil {
+				return res, err
+			}
 		}
 	}
 	first := p.logEnd.Load()
-	seg := p.active()
-	if p.shouldRollLocked(seg, cfg, int64(len(batches)), nBatches, first+nOffsets-1, nowMs) {
-		var err error
-		if seg, err = p.rollLocked(nowMs); err != nil {
+	lastOffset := first + in.nOffsets - 1
+	if follower {
+		if err := p.checkFollowerOffsetLocked(in, cfg); err != nil {
 			return AppendResult{}, err
+		}
+		first, lastOffset = in.firstBase, in.last
+		pc.committed = p.producers // may have been reset by a full truncation
+	}
+	seg := p.active()
+	if p.shouldRollLocked(seg, cfg, int64(len(batches)), in.nBatches, lastOffset, nowMs) ||
+		first-seg.base > maxRelOffset {
+		var err error
+		if seg, err = p.rollAtLocked(first, nowMs); err != nil {
+			return AppendResult{}, err
+		}
+		if lastOffset-seg.base > maxRelOffset {
+			return AppendResult{}, fmt.Errorf("%w: %s: offsets %d to %d do not fit one segment; append fewer batches", ErrInvalidRecord, p.tp, first, lastOffset)
 		}
 	}
 
 	logAppendTime := int64(-1)
-	if cfg.MessageTimestampType == TimestampLogAppend {
+	if !follower && cfg.MessageTimestampType == TimestampLogAppend {
 		logAppendTime = nowMs
 	}
-	epoch, hasEpoch := p.epochs.latest()
+	epoch, hasEpoch := int32(-1), false
+	if !follower {
+		epoch, hasEpoch = p.epochs.latest()
+	}
 	next := first
 	var (
-		txnChanged bool // a transaction started or ended
-		aborts     []AbortedTxn
-		dec        *batch.Decoder
+		txnChanged  bool // a transaction started or ended
+		aborts      []AbortedTxn
+		dec         *batch.Decoder
+		epochStarts []epochEntry // follower: leader epochs that start in this append
 	)
 	for pos := 0; pos < len(batches); {
 		b := batches[pos:]
 		h, _ := batch.ParseHeader(b) // validated above
-		batch.SetBaseOffset(b, next)
-		if hasEpoch {
-			batch.SetPartitionLeaderEpoch(b, epoch)
-		}
-		if logAppendTime >= 0 {
-			batch.SetLogAppendTime(b[:h.Size()], logAppendTime)
+		if follower {
+			next = h.BaseOffset
+			if e := h.PartitionLeaderEpoch; e >= 0 && (len(epochStarts) == 0 || epochStarts[len(epochStarts)-1].Epoch != e) {
+				epochStarts = append(epochStarts, epochEntry{Epoch: e, StartOffset: h.BaseOffset})
+			}
+		} else {
+			batch.SetBaseOffset(b, next)
+			if hasEpoch {
+				batch.SetPartitionLeaderEpoch(b, epoch)
+			}
+			if logAppendTime >= 0 {
+				batch.SetLogAppendTime(b[:h.Size()], logAppendTime)
+			}
 		}
 		if h.ProducerID >= 0 {
-			h, _ = batch.ParseHeader(b) // with the assigned offset and timestamp
+			if !follower {
+				h, _ = batch.ParseHeader(b) // with the assigned offset and timestamp
+			}
 			s := pc.entry(h.ProducerID)
 			switch {
 			case h.IsControl():
-				if dec == nil {
-					dec = new(batch.Decoder)
-				}
-				c, err := controlType(dec, b[:h.Size()])
-				if err != nil {
-					return AppendResult{}, fmt.Errorf("%w: %s: control batch of producer %d: %w", ErrInvalidRecord, p.tp, h.ProducerID, err)
+				// A follower may receive an empty control batch: the
+				// leader's cleaner emptied a finished transaction (Kafka
+				// skips the marker then).
+				var c batch.ControlRecord
+				decode := !follower || h.NumRecords > 0
+				if decode {
+					if dec == nil {
+						dec = new(batch.Decoder)
+					}
+					var err error
+					if c, err = controlType(dec, b[:h.Size()]); err != nil {
+						return AppendResult{}, fmt.Errorf("%w: %s: control batch of producer %d: %w", ErrInvalidRecord, p.tp, h.ProducerID, err)
+					}
 				}
 				if s != nil && s.TxnFirstOffset >= 0 {
 					txnChanged = true
-					if c.Type == batch.ControlAbort {
+					if decode && c.Type == batch.ControlAbort {
 						aborts = append(aborts, AbortedTxn{ProducerID: h.ProducerID, FirstOffset: s.TxnFirstOffset, LastOffset: h.LastOffset()})
 					}
 				}
 			case h.IsTransactional():
 				txnChanged = txnChanged || s == nil || s.TxnFirstOffset < 0
 			}
-			if err := pc.check(p.tp, h); err != nil {
+			if follower {
+				pc.stage(h)
+			} else if err := pc.check(p.tp, h); err != nil {
 				return AppendResult{}, err
 			}
 		}
-		next += int64(h.LastOffsetDelta) + 1
+		next += int64(h.LastOffsetDelta) + 1 // a follower's next batch may start after a gap
 		pos += h.Size()
+	}
+	// Leader epochs first, as Kafka does: an entry whose data a crash then
+	// loses starts at or after the recovered log end and is truncated away
+	// on open.
+	for _, e := range epochStarts {
+		if err := p.epochs.assign(e.Epoch, e.StartOffset); err != nil {
+			return AppendResult{}, p.fail("leader-epoch checkpoint", err)
+		}
 	}
 
 	start := seg.size.Load()
@@ -316,8 +420,8 @@ func (p *Partition) Append(batches []byte) (AppendResult, error) {
 		LastOffset:     next - 1,
 		LogAppendTime:  logAppendTime,
 		LogStartOffset: p.logStart.Load(),
-		NumBatches:     nBatches,
-		NumRecords:     nRecords,
+		NumBatches:     in.nBatches,
+		NumRecords:     in.nRecords,
 		Bytes:          len(batches),
 	}, nil
 }
@@ -374,8 +478,13 @@ func (p *Partition) shouldRollLocked(seg *segment, cfg *Config, n int64, nBatche
 // rollLocked seals the active segment and starts a new one at the log end.
 // The flusher syncs the sealed segment and its indexes, and the directory.
 func (p *Partition) rollLocked(nowMs int64) (*segment, error) {
+	return p.rollAtLocked(p.logEnd.Load(), nowMs)
+}
+
+// rollAtLocked is rollLocked with the new segment's base at base (>= the
+// log end: a follower's append may start past a compacted gap).
+func (p *Partition) rollAtLocked(base, nowMs int64) (*segment, error) {
 	old := p.active()
-	base := p.logEnd.Load()
 	if old.size.Load() == 0 && old.base == base {
 		return old, nil
 	}

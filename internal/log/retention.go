@@ -3,8 +3,6 @@ package log
 import (
 	"fmt"
 	"time"
-
-	"github.com/sluice-io/sluice/internal/log/batch"
 )
 
 // Segment deletion (retention, DeleteRecords, truncation) follows Kafka:
@@ -128,6 +126,10 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (logStart int64, err error
 		p.appendMu.Unlock()
 		return ls, nil
 	}
+	if err := p.checkBelowHighWatermark(offset); err != nil {
+		p.appendMu.Unlock()
+		return ls, err
+	}
 	p.logStart.Store(offset)
 	segs := p.segments()
 	n := 0
@@ -152,133 +154,6 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (logStart int64, err error
 		return offset, err
 	}
 	return offset, nil
-}
-
-// TruncateTo removes every record at or above offset (follower truncation).
-// The batch holding offset is removed whole; the log end becomes offset.
-// The change is fsynced before it returns.
-func (p *Partition) TruncateTo(offset int64) error {
-	p.appendMu.Lock()
-	defer p.appendMu.Unlock()
-	if p.closed.Load() {
-		return ErrClosed
-	}
-	if err := p.failedErr(); err != nil {
-		return err
-	}
-	if offset < 0 {
-		return fmt.Errorf("%w: %s: truncate to %d", ErrOffsetOutOfRange, p.tp, offset)
-	}
-	if offset >= p.logEnd.Load() {
-		return nil
-	}
-	p.flushMu.Lock()
-	defer p.flushMu.Unlock()
-	segs := p.segments()
-	nowMs := p.now().UnixMilli()
-	var remaining []*segment
-	if offset < segs[0].base || offset < p.logStart.Load() {
-		// Below the log start: drop everything and start over at offset.
-		for _, s := range segs {
-			p.retire(s)
-		}
-		ns, err := createSegment(p.dir, offset, nowMs)
-		if err != nil {
-			return p.fail("truncate", err)
-		}
-		remaining = []*segment{ns}
-		p.logStart.Store(offset)
-	} else {
-		i := segmentFor(segs, offset)
-		s := segs[i]
-		for _, d := range segs[i+1:] {
-			p.retire(d)
-		}
-		if err := p.truncateSegmentLocked(s, offset); err != nil {
-			return p.fail("truncate", err)
-		}
-		remaining = append([]*segment(nil), segs[:i+1]...)
-	}
-	p.segs.Store(&remaining)
-	p.logEnd.Store(offset)
-	// Data appended again below the old cleaner checkpoint is dirty.
-	if err := p.truncateCleanerCheckpoint(offset); err != nil {
-		p.logger.Warn("moving cleaner checkpoint back", "err", err)
-	}
-	if p.durable.Load() > offset {
-		p.durable.Store(offset)
-	}
-	if rp := remaining[len(remaining)-1].base; p.recoveryPoint.Load() > rp {
-		p.recoveryPoint.Store(rp)
-	}
-	p.dropSnapshotsAboveLocked(offset)
-	if err := p.rebuildProducerState(offset, p.logStart.Load()); err != nil {
-		return p.fail("rebuild producer state", err)
-	}
-	p.logger.Info("truncated log", "offset", offset)
-	return p.epochs.truncateFromEnd(offset)
-}
-
-// truncateSegmentLocked cuts s before the first batch whose last offset is
-// >= offset and makes it the active segment. Caller holds both locks.
-func (p *Partition) truncateSegmentLocked(s *segment, offset int64) error {
-	size := s.size.Load()
-	cut, _, found, err := s.findBatch(offset, size)
-	if err != nil {
-		return err
-	}
-	if !found {
-		cut = size
-	}
-	if err := s.log.Truncate(cut); err != nil {
-		return err
-	}
-	if err := fdatasync(s.log); err != nil {
-		return err
-	}
-	oes := s.offIdx.load()
-	k := 0
-	for k < len(oes) && int64(oes[k].pos) < cut {
-		k++
-	}
-	s.offIdx.truncate(k)
-	tes := s.timeIdx.load()
-	k = 0
-	for k < len(tes) && s.base+int64(tes[k].rel) < offset {
-		k++
-	}
-	s.timeIdx.truncate(k)
-	if err := s.truncateIndexFilesLocked(); err != nil {
-		return err
-	}
-	// Recompute the timestamp bookkeeping from the kept entries and a scan
-	// of the bytes after the last offset-index entry.
-	maxTs, maxTsOffset := int64(-1), int64(-1)
-	if n := len(s.timeIdx.buf); n > 0 {
-		maxTs, maxTsOffset = s.timeIdx.buf[n-1].ts, s.base+int64(s.timeIdx.buf[n-1].rel)
-	}
-	start := int64(0)
-	if n := len(s.offIdx.buf); n > 0 {
-		start = int64(s.offIdx.buf[n-1].pos)
-	}
-	err = s.scanHeaders(start, cut, func(_ int64, h batch.Header) bool {
-		if h.MaxTimestamp > maxTs {
-			maxTs, maxTsOffset = h.MaxTimestamp, h.LastOffset()
-		}
-		return true
-	})
-	if err != nil {
-		return err
-	}
-	s.maxTs.Store(maxTs)
-	s.maxTsOffset.Store(maxTsOffset)
-	s.bytesSinceIndex = cut - start
-	s.size.Store(cut)
-	s.next.Store(offset)
-	s.syncedSize = min(s.syncedSize, cut)
-	s.sealed.Store(false)
-	s.indexSynced = false
-	return nil
 }
 
 // AssignEpochStart records that leader epoch epoch starts at offset

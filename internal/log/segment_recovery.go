@@ -160,6 +160,7 @@ func (p *Partition) recoverSegment(s *segment, last bool) error {
 		case res.midwayAt >= 0:
 			return corruptionf("%s: segment %s: invalid batch at position %d followed by a valid batch at %d: %v", p.tp, s.logPath(), res.end, res.midwayAt, res.err)
 		}
+		p.recoveredUnclean.Store(true)
 		p.logger.Warn("truncating torn tail", "segment", s.logPath(), "position", res.end, "dropped_bytes", size-res.end, "reason", res.err)
 		if err := s.log.Truncate(res.end); err != nil {
 			return err
@@ -385,6 +386,7 @@ func (p *Partition) load(clean bool, recoveryPoint, logStart int64) (err error) 
 		}
 	}
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
+	p.recoveredUnclean.Store(!clean && len(bases) > 0)
 	var segs []*segment
 	defer func() {
 		if err != nil {
@@ -428,6 +430,7 @@ func (p *Partition) load(clean bool, recoveryPoint, logStart int64) (err error) 
 				continue
 			} else {
 				p.logger.Warn("segment failed validation; rebuilding its indexes", "segment", s.logPath(), "err", terr)
+				p.recoveredUnclean.Store(true)
 			}
 		}
 		if err := p.recoverSegment(s, last); err != nil {
