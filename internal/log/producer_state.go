@@ -256,19 +256,7 @@ func (c *producerCheck) check(tp TopicPartition, h batch.Header) error {
 			}
 		}
 	}
-	if c.staged == nil {
-		c.staged = producerStates{}
-	}
-	staged, ok := c.staged[h.ProducerID]
-	if !ok {
-		if s != nil {
-			staged = s.clone()
-		} else {
-			staged = &ProducerState{ProducerID: h.ProducerID, Epoch: h.ProducerEpoch, CoordinatorEpoch: -1, TxnFirstOffset: -1}
-		}
-		c.staged[h.ProducerID] = staged
-	}
-	staged.apply(h)
+	c.stage(h)
 	return nil
 }
 

@@ -137,7 +137,10 @@ func (p *Partition) rebuildProducerState(end, logStart int64) error {
 			if h.LastOffset() < from {
 				return true
 			}
-			if ps := m[h.ProducerID]; h.IsControl() && ps != nil && ps.TxnFirstOffset >= 0 {
+			if ps := m[h.ProducerID]; h.IsControl() && h.NumRecords > 0 && ps != nil && ps.TxnFirstOffset >= 0 {
+				// A control batch the cleaner emptied (NumRecords 0) still ends
+				// the transaction in replay below, with no aborted entry: the
+				// cleaner only empties markers whose data is gone.
 				b, err := readBatchAt(s, bpos, h)
 				if err != nil {
 					scanErr = err
