@@ -24,6 +24,12 @@ const (
 	cmdAlterTopicConfigs = "alter_topic_configs"
 	cmdSetBrokerConfigs  = "set_broker_configs"
 	cmdAllocateProducers = "allocate_producer_ids"
+	cmdFenceBroker       = "fence_broker"
+	cmdUnfenceBroker     = "unfence_broker"
+	cmdControlledShutdn  = "controlled_shutdown"
+	cmdAlterPartition    = "alter_partition"
+	cmdElectLeaders      = "elect_leaders"
+	cmdReassign          = "alter_reassignments"
 )
 
 // ErrUnknownCommand marks a log entry this version cannot decode. The FSM
@@ -94,6 +100,62 @@ type allocateProducerIDsCmd struct {
 	Count int32 `json:"count"`
 }
 
+// fenceBrokerCmd fences a broker (the controller saw no heartbeat for the
+// session timeout, or the broker asked). Epoch must be the broker's current
+// epoch, so a decision about an old incarnation is dropped.
+type fenceBrokerCmd struct {
+	NodeID int32 `json:"node_id"`
+	Epoch  int64 `json:"epoch"`
+}
+
+// unfenceBrokerCmd unfences a broker after a heartbeat.
+type unfenceBrokerCmd struct {
+	NodeID int32 `json:"node_id"`
+	Epoch  int64 `json:"epoch"`
+}
+
+// controlledShutdownCmd moves leadership and ISR membership away from a
+// broker that asked to shut down.
+type controlledShutdownCmd struct {
+	NodeID int32 `json:"node_id"`
+	Epoch  int64 `json:"epoch"`
+}
+
+// alterPartitionCmd is a partition leader's ISR change (AlterPartition).
+type alterPartitionCmd struct {
+	BrokerID       int32   `json:"broker_id"`
+	BrokerEpoch    int64   `json:"broker_epoch"`
+	Topic          string  `json:"topic"`
+	TopicID        uuid    `json:"topic_id"`
+	Partition      int32   `json:"partition"`
+	LeaderEpoch    int32   `json:"leader_epoch"`
+	PartitionEpoch int32   `json:"partition_epoch"`
+	ISR            []int32 `json:"isr"`
+}
+
+type partitionRef struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+}
+
+// electLeadersCmd is ElectLeaders: type 0 preferred, 1 unclean.
+type electLeadersCmd struct {
+	Type       int8           `json:"type"`
+	Partitions []partitionRef `json:"partitions"`
+}
+
+type reassignItem struct {
+	Topic     string  `json:"topic"`
+	Partition int32   `json:"partition"`
+	Replicas  []int32 `json:"replicas,omitempty"`
+	Cancel    bool    `json:"cancel,omitempty"`
+}
+
+// reassignCmd is AlterPartitionReassignments.
+type reassignCmd struct {
+	Items []reassignItem `json:"items"`
+}
+
 type configOp struct {
 	Name  string  `json:"name"`
 	Op    int8    `json:"op"`
@@ -134,6 +196,18 @@ func commandType(body any) string {
 		return cmdSetBrokerConfigs
 	case *allocateProducerIDsCmd:
 		return cmdAllocateProducers
+	case *fenceBrokerCmd:
+		return cmdFenceBroker
+	case *unfenceBrokerCmd:
+		return cmdUnfenceBroker
+	case *controlledShutdownCmd:
+		return cmdControlledShutdn
+	case *alterPartitionCmd:
+		return cmdAlterPartition
+	case *electLeadersCmd:
+		return cmdElectLeaders
+	case *reassignCmd:
+		return cmdReassign
 	}
 	panic(fmt.Sprintf("metadata: no command type for %T", body))
 }
@@ -174,6 +248,18 @@ func decodeCommand(data []byte) (any, error) {
 		body = new(setBrokerConfigsCmd)
 	case cmdAllocateProducers:
 		body = new(allocateProducerIDsCmd)
+	case cmdFenceBroker:
+		body = new(fenceBrokerCmd)
+	case cmdUnfenceBroker:
+		body = new(unfenceBrokerCmd)
+	case cmdControlledShutdn:
+		body = new(controlledShutdownCmd)
+	case cmdAlterPartition:
+		body = new(alterPartitionCmd)
+	case cmdElectLeaders:
+		body = new(electLeadersCmd)
+	case cmdReassign:
+		body = new(reassignCmd)
 	default:
 		return nil, fmt.Errorf("%w: type %q", ErrUnknownCommand, env.Type)
 	}

@@ -13,6 +13,24 @@
 //	for _, t := range s.Topics() { ... }
 //	_, err = s.CreateTopic(ctx, metadata.TopicSpec{Name: "orders", Partitions: 8, ReplicationFactor: 1}, false)
 //
+// # Clusters
+//
+// In a cluster every node gets the voter list and a controller listener
+// that carries Raft and write forwarding:
+//
+//	voters, err := metadata.ParseVoters("1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293")
+//	s, err := metadata.Open(ctx, metadata.Config{NodeID: 2, Dir: dir, Addr: "127.0.0.1:9192",
+//		RaftAddr: "127.0.0.1:9193", Voters: voters})
+//
+// Nodes in the list are voters (combined mode); a node not in it is a
+// broker-only node that joins as a Raft non-voter. Open waits for a leader
+// (the active controller) and for the local state to catch up. Writes work
+// on every node (they are forwarded to the controller); the Store sends
+// this broker's heartbeats, and the controller fences brokers that stop
+// (broker.session.timeout.ms), moving their partition leaderships within
+// the ISR. AlterPartition, ElectLeaders, AlterPartitionReassignments,
+// ControlledShutdown, AddVoter and RemoveVoter complete the controller API;
+// DESIGN.md lists what the broker calls.
 // # Reads and writes
 //
 // Reads (Topic, Topics, Brokers, ...) come from the local state machine and
@@ -30,8 +48,10 @@
 // names ([a-zA-Z0-9._-], at most 249 bytes, not "." or "..", no '.'/'_'
 // collision with an existing topic: InvalidTopicException), TopicAlreadyExists,
 // InvalidPartitions, InvalidReplicationFactor, InvalidReplicaAssignment,
-// InvalidConfig (naming key and reason), UnknownTopicOrPartition, and
-// NotController when this node cannot write.
+// InvalidConfig (naming key and reason), UnknownTopicOrPartition, the
+// partition-state errors (FencedLeaderEpoch, InvalidUpdateVersion,
+// IneligibleReplica, StaleBrokerEpoch, ...), and NotController when no
+// active controller could be reached.
 //
 // # Topic configs
 //
@@ -45,7 +65,8 @@
 // # On-disk format
 //
 // Under Config.Dir/raft: raft.db (raft-boltdb: the Raft log and stable
-// store) and snapshots/ (raft's FileSnapshotStore). Log entries are JSON
+// store, including the Raft configuration of voters and non-voters) and
+// snapshots/ (raft's FileSnapshotStore). Log entries are JSON
 // envelopes {"v":1,"type":...,"body":...}; snapshots are one JSON document
 // with "v":1. Both are frozen formats: add fields, never change one.
 package metadata

@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,6 +28,13 @@ type fsm struct {
 	// notify receives the events of each applied command after mu is
 	// released. Set before raft starts; never nil.
 	notify func([]Event)
+	// applied is the Raft index of the last applied command (raft's own
+	// AppliedIndex runs ahead of the FSM). Carried in snapshots.
+	applied struct {
+		sync.Mutex
+		index uint64
+		ch    chan struct{} // closed and replaced on every change
+	}
 }
 
 // state is the whole cluster metadata. Methods named ...Locked expect the
@@ -56,6 +64,7 @@ func newFSM(notify func([]Event)) *fsm {
 	}
 	f := &fsm{notify: notify}
 	f.mu.st = newState()
+	f.applied.ch = make(chan struct{})
 	return f
 }
 
@@ -65,6 +74,11 @@ type applyResult struct {
 	err error
 	// first is the first id of an allocated producer-id block.
 	first int64
+	// part is a partition's state after alter_partition.
+	part *Partition
+	// perPart holds one error (nil = success) per item of elect_leaders
+	// and alter_reassignments, in request order.
+	perPart []error
 }
 
 var _ raft.FSM = (*fsm)(nil)
@@ -74,22 +88,82 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return applyResult{}
 	}
+	defer f.setApplied(l.Index)
 	body, err := decodeCommand(l.Data)
 	if err != nil {
 		return applyResult{err: err}
 	}
 	f.mu.Lock()
-	if c, ok := body.(*allocateProducerIDsCmd); ok {
-		first, err := f.mu.st.allocateProducerIDsLocked(c)
-		f.mu.Unlock()
-		return applyResult{err: err, first: first}
-	}
-	events, err := f.mu.st.applyLocked(l.Index, body)
+	res, events := f.mu.st.applyCommandLocked(l.Index, body)
 	f.mu.Unlock()
-	if err == nil && len(events) > 0 {
+	if len(events) > 0 {
 		f.notify(events)
 	}
-	return applyResult{err: err}
+	return res
+}
+
+// applyCommandLocked applies one decoded command and returns the result
+// for the proposer and the events for subscribers.
+func (st *state) applyCommandLocked(index uint64, body any) (applyResult, []Event) {
+	switch c := body.(type) {
+	case *allocateProducerIDsCmd:
+		first, err := st.allocateProducerIDsLocked(c)
+		return applyResult{err: err, first: first}, nil
+	case *alterPartitionCmd:
+		p, events, err := st.alterPartitionLocked(c)
+		if err != nil {
+			return applyResult{err: err}, nil
+		}
+		return applyResult{part: &p}, events
+	case *electLeadersCmd:
+		per, events := st.electLeadersLocked(c)
+		return applyResult{perPart: per}, events
+	case *reassignCmd:
+		per, events := st.reassignLocked(c)
+		return applyResult{perPart: per}, events
+	}
+	events, err := st.applyLocked(index, body)
+	if err != nil {
+		return applyResult{err: err}, nil
+	}
+	return applyResult{}, events
+}
+
+// setApplied records the index of the last applied command (after its
+// subscribers ran) and wakes waitApplied.
+func (f *fsm) setApplied(index uint64) {
+	f.applied.Lock()
+	if index > f.applied.index {
+		f.applied.index = index
+	}
+	close(f.applied.ch)
+	f.applied.ch = make(chan struct{})
+	f.applied.Unlock()
+}
+
+// appliedIndex is the Raft index of the last command applied here.
+func (f *fsm) appliedIndex() uint64 {
+	f.applied.Lock()
+	defer f.applied.Unlock()
+	return f.applied.index
+}
+
+// waitApplied blocks until the command at index (or a later one) has been
+// applied here and its subscribers called.
+func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
+	for {
+		f.applied.Lock()
+		done, ch := f.applied.index >= index, f.applied.ch
+		f.applied.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("metadata: waiting for index %d to be applied: %w", index, ctx.Err())
+		}
+	}
 }
 
 // applyLocked validates and applies one decoded command. On error the state
@@ -107,7 +181,38 @@ func (st *state) applyLocked(index uint64, body any) ([]Event, error) {
 			return nil, kerrorf(kerr.InvalidRequest, "invalid node id %d", c.NodeID)
 		}
 		st.brokers[c.NodeID] = Broker{NodeID: c.NodeID, Host: c.Host, Port: c.Port, Rack: c.Rack, Epoch: int64(index)}
-		return []Event{{Kind: BrokerRegistered, NodeID: c.NodeID}}, nil
+		events := []Event{{Kind: BrokerRegistered, NodeID: c.NodeID}}
+		return append(events, st.brokerLiveLocked(c.NodeID)...), nil
+
+	case *fenceBrokerCmd:
+		b, err := st.brokerEpochLocked(c.NodeID, c.Epoch)
+		if err != nil || b.Fenced {
+			return nil, err
+		}
+		b.Fenced = true
+		st.brokers[c.NodeID] = b
+		events := []Event{{Kind: BrokerFenced, NodeID: c.NodeID}}
+		return append(events, st.brokerGoneLocked(c.NodeID)...), nil
+
+	case *unfenceBrokerCmd:
+		b, err := st.brokerEpochLocked(c.NodeID, c.Epoch)
+		if err != nil || !b.Fenced {
+			return nil, err
+		}
+		b.Fenced = false
+		st.brokers[c.NodeID] = b
+		events := []Event{{Kind: BrokerUnfenced, NodeID: c.NodeID}}
+		return append(events, st.brokerLiveLocked(c.NodeID)...), nil
+
+	case *controlledShutdownCmd:
+		b, err := st.brokerEpochLocked(c.NodeID, c.Epoch)
+		if err != nil || b.InControlledShutdown {
+			return nil, err
+		}
+		b.InControlledShutdown = true
+		st.brokers[c.NodeID] = b
+		events := []Event{{Kind: BrokerControlledShutdown, NodeID: c.NodeID}}
+		return append(events, st.brokerGoneLocked(c.NodeID)...), nil
 
 	case *createTopicCmd:
 		if err := st.checkCreateTopicLocked(c); err != nil {
@@ -117,7 +222,7 @@ func (st *state) applyLocked(index uint64, body any) ([]Event, error) {
 		if t.Configs == nil {
 			t.Configs = map[string]string{}
 		}
-		t.Partitions = newPartitions(0, c.Replicas)
+		t.Partitions = newPartitions(0, c.Replicas, st.liveLocked)
 		st.topics[c.Name] = t
 		st.topicIDs[c.ID] = c.Name
 		return []Event{{Kind: TopicCreated, Topic: c.Name}}, nil
@@ -139,7 +244,7 @@ func (st *state) applyLocked(index uint64, body any) ([]Event, error) {
 		if err := st.checkCreatePartitionsLocked(t, c); err != nil {
 			return nil, err
 		}
-		t.Partitions = append(t.Partitions, newPartitions(int32(len(t.Partitions)), c.Replicas)...)
+		t.Partitions = append(t.Partitions, newPartitions(int32(len(t.Partitions)), c.Replicas, st.liveLocked)...)
 		return []Event{{Kind: PartitionsAdded, Topic: t.Name}}, nil
 
 	case *alterTopicConfigsCmd:
@@ -156,10 +261,6 @@ func (st *state) applyLocked(index uint64, body any) ([]Event, error) {
 		}
 		t.Configs = next
 		return []Event{{Kind: TopicConfigChanged, Topic: t.Name}}, nil
-
-	case *allocateProducerIDsCmd:
-		_, err := st.allocateProducerIDsLocked(c)
-		return nil, err
 
 	case *setBrokerConfigsCmd:
 		next, err := applyBrokerConfigOps(st.brokerConfigs, fromConfigOps(c.Ops), c.Replace)
@@ -191,15 +292,24 @@ func (st *state) allocateProducerIDsLocked(c *allocateProducerIDsCmd) (int64, er
 	return first, nil
 }
 
-func newPartitions(first int32, replicas [][]int32) []Partition {
+// newPartitions builds new partitions: the ISR is the live replicas, the
+// leader the first of them. With no live replica the ISR is every replica
+// and there is no leader until one returns.
+func newPartitions(first int32, replicas [][]int32, live func(int32) bool) []Partition {
 	ps := make([]Partition, len(replicas))
 	for i, r := range replicas {
-		ps[i] = Partition{
-			ID:       first + int32(i),
-			Leader:   r[0],
-			Replicas: slices.Clone(r),
-			ISR:      slices.Clone(r),
+		p := Partition{ID: first + int32(i), Leader: -1, Replicas: slices.Clone(r)}
+		for _, b := range r {
+			if live(b) {
+				p.ISR = append(p.ISR, b)
+			}
 		}
+		if len(p.ISR) > 0 {
+			p.Leader = p.ISR[0]
+		} else {
+			p.ISR = slices.Clone(r)
+		}
+		ps[i] = p
 	}
 	return ps
 }
@@ -314,6 +424,28 @@ func (f *fsm) brokers() []Broker {
 	return out
 }
 
+func (f *fsm) broker(id int32) (Broker, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	b, ok := f.mu.st.brokers[id]
+	return b, ok
+}
+
+// leaderships counts the partitions broker id leads.
+func (f *fsm) leaderships(id int32) int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	n := 0
+	for _, t := range f.mu.st.topics {
+		for _, p := range t.Partitions {
+			if p.Leader == id {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 func (f *fsm) topic(name string) (Topic, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
@@ -355,6 +487,14 @@ func (f *fsm) topics() []Topic {
 	return out
 }
 
+// topicsLocked returns the topics ordered by name, not copied: the caller
+// holds mu and must not keep or change them.
+func (f *fsm) topicsLocked() []*Topic {
+	out := slices.Collect(maps.Values(f.mu.st.topics))
+	slices.SortFunc(out, func(a, b *Topic) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
 func (f *fsm) brokerConfigs() map[string]string {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
@@ -374,6 +514,8 @@ type snapshotData struct {
 	BrokerConfigs map[string]string `json:"broker_configs,omitempty"`
 	// NextProducerID is the first producer id not yet allocated.
 	NextProducerID int64 `json:"next_producer_id,omitempty"`
+	// Applied is the Raft index of the last command in the snapshot.
+	Applied uint64 `json:"applied,omitempty"`
 }
 
 type topicRec struct {
@@ -385,10 +527,13 @@ type topicRec struct {
 }
 
 type partitionRec struct {
-	Leader      int32   `json:"leader"`
-	LeaderEpoch int32   `json:"leader_epoch"`
-	Replicas    []int32 `json:"replicas"`
-	ISR         []int32 `json:"isr"`
+	Leader         int32   `json:"leader"`
+	LeaderEpoch    int32   `json:"leader_epoch"`
+	PartitionEpoch int32   `json:"partition_epoch,omitempty"`
+	Replicas       []int32 `json:"replicas"`
+	ISR            []int32 `json:"isr"`
+	Adding         []int32 `json:"adding,omitempty"`
+	Removing       []int32 `json:"removing,omitempty"`
 }
 
 // dataLocked captures the state as its snapshot form (deep copy, sorted).
@@ -403,8 +548,9 @@ func (st *state) dataLocked() snapshotData {
 		r := topicRec{Name: t.Name, ID: t.ID, Internal: t.Internal, Configs: maps.Clone(t.Configs)}
 		for _, p := range t.Partitions {
 			r.Partitions = append(r.Partitions, partitionRec{
-				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
+				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch,
 				Replicas: slices.Clone(p.Replicas), ISR: slices.Clone(p.ISR),
+				Adding: slices.Clone(p.AddingReplicas), Removing: slices.Clone(p.RemovingReplicas),
 			})
 		}
 		d.Topics = append(d.Topics, r)
@@ -432,7 +578,8 @@ func stateFromData(d snapshotData) (state, error) {
 		}
 		for i, p := range r.Partitions {
 			t.Partitions = append(t.Partitions, Partition{
-				ID: int32(i), Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR,
+				ID: int32(i), Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch,
+				Replicas: p.Replicas, ISR: p.ISR, AddingReplicas: p.Adding, RemovingReplicas: p.Removing,
 			})
 		}
 		st.topics[t.Name] = t
@@ -449,7 +596,9 @@ func stateFromData(d snapshotData) (state, error) {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return &fsmSnapshot{data: f.mu.st.dataLocked()}, nil
+	d := f.mu.st.dataLocked()
+	d.Applied = f.appliedIndex()
+	return &fsmSnapshot{data: d}, nil
 }
 
 // Restore implements raft.FSM: it replaces the whole state and tells
@@ -471,6 +620,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if len(events) > 0 {
 		f.notify(events)
 	}
+	f.setApplied(d.Applied)
 	return nil
 }
 
@@ -478,8 +628,19 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 func diffStates(a, b *state) []Event {
 	var ev []Event
 	for _, id := range b.sortedBrokerIDsLocked() {
-		if old, ok := a.brokers[id]; !ok || old != b.brokers[id] {
+		old, ok := a.brokers[id]
+		nb := b.brokers[id]
+		if !ok || old.Epoch != nb.Epoch || old.Host != nb.Host || old.Port != nb.Port || old.Rack != nb.Rack {
 			ev = append(ev, Event{Kind: BrokerRegistered, NodeID: id})
+		}
+		switch {
+		case nb.Fenced && (!ok || !old.Fenced):
+			ev = append(ev, Event{Kind: BrokerFenced, NodeID: id})
+		case !nb.Fenced && ok && old.Fenced:
+			ev = append(ev, Event{Kind: BrokerUnfenced, NodeID: id})
+		}
+		if nb.InControlledShutdown && (!ok || !old.InControlledShutdown) {
+			ev = append(ev, Event{Kind: BrokerControlledShutdown, NodeID: id})
 		}
 	}
 	for _, n := range slices.Sorted(maps.Keys(a.topics)) {
@@ -494,6 +655,12 @@ func diffStates(a, b *state) []Event {
 		case !ok || ot.ID != nt.ID:
 			ev = append(ev, Event{Kind: TopicCreated, Topic: n})
 		default:
+			for i := range min(len(ot.Partitions), len(nt.Partitions)) {
+				if op, np := ot.Partitions[i], nt.Partitions[i]; !samePartition(op, np) ||
+					op.LeaderEpoch != np.LeaderEpoch || op.PartitionEpoch != np.PartitionEpoch {
+					ev = append(ev, Event{Kind: PartitionChanged, Topic: n, Partition: int32(i)})
+				}
+			}
 			if len(nt.Partitions) > len(ot.Partitions) {
 				ev = append(ev, Event{Kind: PartitionsAdded, Topic: n})
 			}

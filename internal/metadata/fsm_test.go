@@ -37,9 +37,10 @@ func TestFSMGolden(t *testing.T) {
 }
 
 type goldenCase struct {
-	cmd    string
-	line   int
-	expect string
+	comment []string // "#" lines before the case, kept by -rewrite
+	cmd     string
+	line    int
+	expect  string
 }
 
 func parseGolden(t *testing.T, data string) (header string, cases []goldenCase) {
@@ -56,13 +57,18 @@ func parseGolden(t *testing.T, data string) (header string, cases []goldenCase) 
 		break
 	}
 	header = strings.Join(hdr, "\n")
+	var comment []string
 	for i < len(lines) {
 		l := lines[i]
 		if l == "" || strings.HasPrefix(l, "#") {
+			if l != "" {
+				comment = append(comment, l)
+			}
 			i++
 			continue
 		}
-		c := goldenCase{cmd: l, line: i + 1}
+		c := goldenCase{comment: comment, cmd: l, line: i + 1}
+		comment = nil
 		i++
 		if i >= len(lines) || lines[i] != "----" {
 			t.Fatalf("line %d: expected ---- after %q", c.line, l)
@@ -98,6 +104,9 @@ func runGolden(t *testing.T, file string) {
 		got := runGoldenCmd(t, f, &index, &events, c.cmd)
 		if !*rewrite && got != c.expect {
 			t.Errorf("%s:%d: %s\n got:\n%s\nwant:\n%s", file, c.line, c.cmd, got, c.expect)
+		}
+		for _, l := range c.comment {
+			fmt.Fprintf(&out, "%s\n", l)
 		}
 		fmt.Fprintf(&out, "%s\n----\n%s\n\n", c.cmd, got)
 	}
@@ -223,6 +232,61 @@ func runGoldenCmd(t *testing.T, f *fsm, index *uint64, events *[]Event, line str
 	case "set-broker-configs":
 		ops, replace := parseOps(args)
 		body = &setBrokerConfigsCmd{Ops: toConfigOps(ops), Replace: replace}
+	case "fence-broker", "unfence-broker", "controlled-shutdown":
+		n, _ := strconv.Atoi(kv["node"])
+		e, _ := strconv.ParseInt(kv["epoch"], 10, 64)
+		switch verb {
+		case "fence-broker":
+			body = &fenceBrokerCmd{NodeID: int32(n), Epoch: e}
+		case "unfence-broker":
+			body = &unfenceBrokerCmd{NodeID: int32(n), Epoch: e}
+		default:
+			body = &controlledShutdownCmd{NodeID: int32(n), Epoch: e}
+		}
+	case "alter-partition":
+		atoi := func(k string) int32 { n, _ := strconv.Atoi(kv[k]); return int32(n) }
+		be, _ := strconv.ParseInt(kv["bepoch"], 10, 64)
+		c := &alterPartitionCmd{Topic: kv["topic"], Partition: atoi("p"), BrokerID: atoi("broker"), BrokerEpoch: be,
+			LeaderEpoch: atoi("le"), PartitionEpoch: atoi("pe")}
+		if id, ok := kv["id"]; ok {
+			c.TopicID = testID(id)
+		}
+		if r := parseReplicas(kv["isr"]); len(r) > 0 {
+			c.ISR = r[0]
+		}
+		body = c
+	case "elect-leaders":
+		c := &electLeadersCmd{}
+		switch kv["type"] {
+		case "preferred":
+		case "unclean":
+			c.Type = int8(ElectUnclean)
+		default:
+			n, _ := strconv.Atoi(kv["type"])
+			c.Type = int8(n)
+		}
+		for _, ref := range strings.Split(kv["parts"], ",") {
+			tp, ps, _ := strings.Cut(ref, ":")
+			n, _ := strconv.Atoi(ps)
+			c.Partitions = append(c.Partitions, partitionRef{Topic: tp, Partition: int32(n)})
+		}
+		body = c
+	case "reassign":
+		// reassign t:0=1,2,3 t:1=cancel
+		c := &reassignCmd{}
+		for _, a := range args {
+			ref, target, _ := strings.Cut(a, "=")
+			tp, ps, _ := strings.Cut(ref, ":")
+			n, _ := strconv.Atoi(ps)
+			it := reassignItem{Topic: tp, Partition: int32(n)}
+			if target == "cancel" {
+				it.Cancel = true
+			} else if r := parseReplicas(target); len(r) > 0 {
+				it.Replicas = r[0]
+			}
+			c.Items = append(c.Items, it)
+		}
+		body = c
 	case "allocate-producer-ids":
 		n, _ := strconv.Atoi(kv["count"])
 		data, err := encodeCommand(&allocateProducerIDsCmd{Count: int32(n)})
@@ -249,6 +313,18 @@ func applyRaw(f *fsm, index *uint64, events *[]Event, data []byte) string {
 	*index++
 	res := f.Apply(&raft.Log{Index: *index, Term: 1, Type: raft.LogCommand, Data: data}).(applyResult)
 	var b strings.Builder
+	for i, err := range res.perPart {
+		if err == nil {
+			fmt.Fprintf(&b, "item %d: ok\n", i)
+			continue
+		}
+		var ke *kerr.Error
+		errors.As(err, &ke)
+		fmt.Fprintf(&b, "item %d: %s [%s]\n", i, KafkaMessage(err), ke.Message)
+	}
+	if res.part != nil {
+		fmt.Fprintf(&b, "result: %s\n", fmtPartition(*res.part))
+	}
 	if res.err != nil {
 		fmt.Fprintf(&b, "error: %s", KafkaMessage(res.err))
 		var ke *kerr.Error
@@ -265,8 +341,11 @@ func applyRaw(f *fsm, index *uint64, events *[]Event, data []byte) string {
 		if ev.Topic != "" {
 			fmt.Fprintf(&b, " topic=%s", ev.Topic)
 		}
-		if ev.Kind == BrokerRegistered {
+		switch ev.Kind {
+		case BrokerRegistered, BrokerFenced, BrokerUnfenced, BrokerControlledShutdown:
 			fmt.Fprintf(&b, " node=%d", ev.NodeID)
+		case PartitionChanged:
+			fmt.Fprintf(&b, " p=%d", ev.Partition)
 		}
 		b.WriteString("\n")
 	}
@@ -288,12 +367,19 @@ func dumpState(f *fsm) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "cluster-id: %q\n", f.clusterID())
 	for _, br := range f.brokers() {
-		fmt.Fprintf(&b, "broker %d %s:%d rack=%q epoch=%d\n", br.NodeID, br.Host, br.Port, br.Rack, br.Epoch)
+		fmt.Fprintf(&b, "broker %d %s:%d rack=%q epoch=%d", br.NodeID, br.Host, br.Port, br.Rack, br.Epoch)
+		if br.Fenced {
+			b.WriteString(" fenced")
+		}
+		if br.InControlledShutdown {
+			b.WriteString(" shutting-down")
+		}
+		b.WriteString("\n")
 	}
 	for _, tp := range f.topics() {
 		fmt.Fprintf(&b, "topic %s id=%d internal=%v configs=%s\n", tp.Name, tp.ID[15], tp.Internal, fmtMap(tp.Configs))
 		for _, p := range tp.Partitions {
-			fmt.Fprintf(&b, "  p%d leader=%d epoch=%d replicas=%v isr=%v\n", p.ID, p.Leader, p.LeaderEpoch, p.Replicas, p.ISR)
+			fmt.Fprintf(&b, "  %s\n", fmtPartition(p))
 		}
 	}
 	fmt.Fprintf(&b, "broker-configs: %s", fmtMap(f.brokerConfigs()))
@@ -303,6 +389,14 @@ func dumpState(f *fsm) string {
 	}
 	f.mu.RUnlock()
 	return b.String()
+}
+
+func fmtPartition(p Partition) string {
+	s := fmt.Sprintf("p%d leader=%d epoch=%d pepoch=%d replicas=%v isr=%v", p.ID, p.Leader, p.LeaderEpoch, p.PartitionEpoch, p.Replicas, p.ISR)
+	if len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0 {
+		s += fmt.Sprintf(" adding=%v removing=%v", p.AddingReplicas, p.RemovingReplicas)
+	}
+	return s
 }
 
 type memSink struct {
@@ -334,7 +428,11 @@ func snapshotRoundtrip(t *testing.T, f *fsm) string {
 	}
 	var b strings.Builder
 	for _, ev := range evs {
-		fmt.Fprintf(&b, "restore-event: %s topic=%q node=%d\n", ev.Kind, ev.Topic, ev.NodeID)
+		fmt.Fprintf(&b, "restore-event: %s topic=%q node=%d", ev.Kind, ev.Topic, ev.NodeID)
+		if ev.Kind == PartitionChanged {
+			fmt.Fprintf(&b, " p=%d", ev.Partition)
+		}
+		b.WriteString("\n")
 	}
 	if a, c := dumpState(f), dumpState(g); a != c {
 		fmt.Fprintf(&b, "MISMATCH:\n%s\n--- vs ---\n%s", a, c)
@@ -342,4 +440,68 @@ func snapshotRoundtrip(t *testing.T, f *fsm) string {
 		b.WriteString("identical")
 	}
 	return b.String()
+}
+
+// TestRestoreDiffEvents: restoring a snapshot over a newer state (a
+// follower installing the leader's snapshot) tells subscribers what
+// changed, partition by partition.
+func TestRestoreDiffEvents(t *testing.T) {
+	var events []Event
+	f := newFSM(func(ev []Event) { events = append(events, ev...) })
+	var index uint64
+	apply := func(body any) {
+		t.Helper()
+		data, err := encodeCommand(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		index++
+		if res := f.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: data}).(applyResult); res.err != nil {
+			t.Fatal(res.err)
+		}
+	}
+	apply(&registerBrokerCmd{NodeID: 1, Host: "a", Port: 1})
+	apply(&registerBrokerCmd{NodeID: 2, Host: "b", Port: 1})
+	apply(&createTopicCmd{Name: "t", ID: testID("1"), Replicas: [][]int32{{1, 2}, {2, 1}}})
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	// The "leader's" state moves on: broker 2 fenced.
+	g := newFSM(nil)
+	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if g.appliedIndex() != index {
+		t.Fatalf("restored applied index %d, want %d", g.appliedIndex(), index)
+	}
+	apply(&fenceBrokerCmd{NodeID: 2, Epoch: 2})
+	snap2, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink2 memSink
+	if err := snap2.Persist(&sink2); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	g.notify = func(ev []Event) {
+		for _, e := range ev {
+			got = append(got, fmt.Sprintf("%s %s %d %d", e.Kind, e.Topic, e.Partition, e.NodeID))
+		}
+	}
+	if err := g.Restore(io.NopCloser(bytes.NewReader(sink2.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"BrokerFenced  0 2", "PartitionChanged t 0 0", "PartitionChanged t 1 0"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("restore events %q, want %q", got, want)
+	}
+	if dumpState(f) != dumpState(g) || g.appliedIndex() != index {
+		t.Fatalf("states differ after restore")
+	}
 }

@@ -28,6 +28,15 @@ var singleVoterRoutine = map[string]bool{
 	"heartbeat timeout reached, starting election": true,
 }
 
+// clusterRoutine are raft warnings that are routine in a larger quorum: a
+// follower that joins or lags logs the first while the leader walks back to
+// its log's end, and a non-voter the others whenever it has no leader.
+var clusterRoutine = map[string]bool{
+	"failed to get previous log":                          true,
+	"not part of stable configuration, aborting election": true,
+	"no known peers, aborting election":                   true,
+}
+
 var _ hclog.Logger = (*hclogAdapter)(nil)
 
 func newHCLogAdapter(l *slog.Logger, routine map[string]bool) hclog.Logger {

@@ -10,11 +10,14 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/rpc"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -42,11 +45,92 @@ type Config struct {
 	// TrailingLogs is how many log entries raft keeps after a snapshot;
 	// default raft's (10240).
 	TrailingLogs uint64
-	// RaftAddr is the address (host:port) of the Raft transport. Empty (the
-	// default, single node): an in-memory transport, nothing listens. Set
-	// (e.g. the controller listener, or "127.0.0.1:0"): a TCP transport
-	// bound there, advertised with the resolved address.
+	// RaftAddr is the address (host:port) the controller listener binds
+	// (--controller-listen). Empty with no Voters (the default, single
+	// node): an in-memory transport, nothing listens. Set (e.g.
+	// "127.0.0.1:0"): a TCP listener carrying both the Raft transport and
+	// write forwarding (see forward.go). With Voters it defaults to this
+	// node's voter address.
 	RaftAddr string
+	// RaftListener, if set, is used instead of binding RaftAddr (tests bind
+	// 127.0.0.1:0 first to learn the addresses for Voters). The Store
+	// closes it.
+	RaftListener net.Listener
+	// Voters is the controller quorum (controller.quorum.voters,
+	// --controller-voters), see ParseVoters. Empty: this node alone is the
+	// voter. A node listed in Voters is a voter and bootstraps the quorum
+	// with the whole list on first start; a node not listed is a
+	// broker-only node: it asks the active controller to add it as a Raft
+	// non-voter and follows the metadata. Changing the quorum later is
+	// AddVoter / RemoveVoter, not this list.
+	Voters []Voter
+	// ElectionTimeout is raft's heartbeat and election timeout for a
+	// quorum of more than one voter; default raft's (1 s). A lone voter
+	// always runs with 20 ms timeouts so that it elects itself at once.
+	ElectionTimeout time.Duration
+	// BrokerSessionTimeout is broker.session.timeout.ms: the active
+	// controller fences a broker whose last heartbeat is older. Default 9 s.
+	BrokerSessionTimeout time.Duration
+	// BrokerHeartbeatInterval is broker.heartbeat.interval.ms: how often
+	// this node's broker heartbeats to the active controller. Default 2 s.
+	BrokerHeartbeatInterval time.Duration
+	// Now is the controller's clock for broker sessions; default time.Now.
+	Now func() time.Time
+}
+
+// Voter is one member of Config.Voters.
+type Voter struct {
+	NodeID int32
+	Addr   string // host:port of its controller listener
+}
+
+// ParseVoters parses Kafka's controller.quorum.voters syntax,
+// "1@host1:9093,2@host2:9093,3@host3:9093".
+func ParseVoters(s string) ([]Voter, error) {
+	var out []Voter
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(part, "@")
+		n, err := strconv.ParseInt(id, 10, 32)
+		if !ok || err != nil || n < 0 {
+			return nil, fmt.Errorf("metadata: voter %q: want id@host:port", part)
+		}
+		if _, _, err := splitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("metadata: voter %q: %w", part, err)
+		}
+		out = append(out, Voter{NodeID: int32(n), Addr: addr})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("metadata: empty voter list")
+	}
+	return out, nil
+}
+
+// IsVoter reports whether this node is a voter: listed in Voters, or the
+// lone voter when Voters is empty.
+func (c *Config) IsVoter() bool {
+	if len(c.Voters) == 0 {
+		return true
+	}
+	_, ok := c.voterAddr(c.NodeID)
+	return ok
+}
+
+func (c *Config) voterAddr(id int32) (string, bool) {
+	for _, v := range c.Voters {
+		if v.NodeID == id {
+			return v.Addr, true
+		}
+	}
+	return "", false
+}
+
+// lone reports a one-voter quorum made of this node (fast raft timeouts).
+func (c *Config) lone() bool {
+	return len(c.Voters) == 0 || (len(c.Voters) == 1 && c.Voters[0].NodeID == c.NodeID)
 }
 
 // Validate checks the config after defaults are applied.
@@ -60,6 +144,19 @@ func (c *Config) Validate() error {
 	if _, _, err := splitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("metadata: Config.Addr: %w", err)
 	}
+	ids, addrs := map[int32]bool{}, map[string]bool{}
+	for _, v := range c.Voters {
+		if ids[v.NodeID] || addrs[v.Addr] {
+			return fmt.Errorf("metadata: voter %d@%s listed twice", v.NodeID, v.Addr)
+		}
+		if _, _, err := splitHostPort(v.Addr); err != nil {
+			return fmt.Errorf("metadata: voter %d: %w", v.NodeID, err)
+		}
+		ids[v.NodeID], addrs[v.Addr] = true, true
+	}
+	if len(c.Voters) > 0 && c.RaftAddr == "" && c.RaftListener == nil {
+		return errors.New("metadata: a node that is not a voter needs a controller listener (RaftAddr)")
+	}
 	return nil
 }
 
@@ -72,6 +169,18 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if a, ok := c.voterAddr(c.NodeID); ok && c.RaftAddr == "" && c.RaftListener == nil {
+		c.RaftAddr = a
+	}
+	if c.BrokerSessionTimeout <= 0 {
+		c.BrokerSessionTimeout = 9 * time.Second
+	}
+	if c.BrokerHeartbeatInterval <= 0 {
+		c.BrokerHeartbeatInterval = 2 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 
@@ -103,9 +212,10 @@ var ErrClosed = errors.New("metadata: store closed")
 // Store is the replicated cluster metadata: a hashicorp/raft quorum (one
 // voter for a single node) whose FSM holds brokers, topics, partitions and
 // configs. Reads come from the local FSM; writes go through raft.Apply on the
-// leader. Errors returned by writes wrap franz-go kerr errors where Kafka has
-// a code (kerr.TopicAlreadyExists, kerr.UnknownTopicOrPartition,
-// kerr.InvalidConfig, kerr.InvalidPartitions, kerr.InvalidReplicationFactor,
+// leader (the active controller), forwarded there from any other node.
+// Errors returned by writes wrap franz-go kerr errors where Kafka has a code
+// (kerr.TopicAlreadyExists, kerr.UnknownTopicOrPartition, kerr.InvalidConfig,
+// kerr.InvalidPartitions, kerr.InvalidReplicationFactor,
 // kerr.InvalidTopicException, kerr.NotController, ...), so the broker can
 // answer with errors.As; KafkaMessage gives the message for the response.
 type Store struct {
@@ -115,6 +225,12 @@ type Store struct {
 	raft   *raft.Raft
 	trans  raft.Transport
 	bolt   *raftboltdb.BoltStore
+	// fast: a lone voter running with single-voter timeouts.
+	fast bool
+	// mux is the controller listener (nil with the in-memory transport);
+	// localAddr is this node's advertised Raft address.
+	mux       *muxLayer
+	localAddr raft.ServerAddress
 
 	subs struct {
 		sync.Mutex
@@ -122,19 +238,51 @@ type Store struct {
 		fns  map[int]func(Event)
 	}
 
+	// fwd is the client side of write forwarding (forward.go).
+	fwd struct {
+		sync.Mutex
+		addr   string
+		client *rpc.Client
+	}
+	// ctrl is the active controller's view of broker sessions (liveness.go).
+	ctrl struct {
+		sync.Mutex
+		leader bool
+		seen   map[int32]session
+	}
+	wantShutdown atomic.Bool
+
+	// ctx is cancelled by Close; it stops the goroutines in wg.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// Open starts the quorum: bootstraps a one-voter cluster on first start,
-// replays the log and snapshot otherwise, waits until this node is leader
-// (single node) and registers this broker. ctx bounds the wait.
+// Open starts this node's member of the quorum and registers its broker.
+//
+// A lone voter (no Voters, or only itself) bootstraps itself on first
+// start, waits until it leads and applies the log. In a larger quorum every
+// voter bootstraps with the full voter list on first start (raft ignores
+// it once there is state); a node not in Voters bootstraps nothing and asks
+// the active controller to add it as a non-voter. Either way Open then
+// waits for *a* leader and for the local FSM to apply everything the leader
+// had applied (not for its own leadership), proposes the cluster id if
+// there is none, and registers this broker (forwarded to the leader). The
+// broker heartbeat loop and the controller's session checker run until
+// Close. ctx bounds the wait.
 func Open(ctx context.Context, cfg Config) (_ *Store, err error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
+		if cfg.RaftListener != nil {
+			_ = cfg.RaftListener.Close() // the Store owns it
+		}
 		return nil, err
 	}
-	s := &Store{cfg: cfg, logger: cfg.Logger}
+	s := &Store{cfg: cfg, logger: cfg.Logger, fast: cfg.lone() && cfg.IsVoter()}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.subs.fns = map[int]func(Event){}
 	s.fsm = newFSM(s.publish)
 	defer func() {
@@ -142,6 +290,32 @@ func Open(ctx context.Context, cfg Config) (_ *Store, err error) {
 			_ = s.Close() // the open error is the one worth reporting
 		}
 	}()
+	ln := cfg.RaftListener
+	if ln == nil && cfg.RaftAddr != "" {
+		if ln, err = net.Listen("tcp", cfg.RaftAddr); err != nil {
+			return nil, fmt.Errorf("metadata: controller listener on %s: %w", cfg.RaftAddr, err)
+		}
+	}
+
+	routine := clusterRoutine
+	if s.fast {
+		routine = singleVoterRoutine
+	}
+	hlog := newHCLogAdapter(s.logger, routine)
+	localID := serverID(cfg.NodeID)
+	if ln == nil {
+		s.localAddr, s.trans = raft.NewInmemTransport(raft.ServerAddress("inmem:" + string(localID)))
+	} else {
+		adv := ln.Addr().String()
+		if a, ok := cfg.voterAddr(cfg.NodeID); ok {
+			adv = a
+		}
+		s.mux = newMuxLayer(ln, adv, s.serveForward)
+		s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream: s.mux, MaxPool: 3, Timeout: 5 * time.Second, Logger: hlog,
+		})
+		s.localAddr = raft.ServerAddress(adv)
+	}
 
 	rdir := filepath.Join(cfg.Dir, "raft")
 	if err := os.MkdirAll(rdir, 0o755); err != nil {
@@ -159,30 +333,24 @@ func Open(ctx context.Context, cfg Config) (_ *Store, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
-	hlog := newHCLogAdapter(s.logger, singleVoterRoutine)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(rdir, 2, hlog)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: snapshot store: %w", err)
 	}
 
-	localID := serverID(cfg.NodeID)
-	var localAddr raft.ServerAddress
-	if cfg.RaftAddr == "" {
-		localAddr, s.trans = raft.NewInmemTransport(raft.ServerAddress("inmem:" + string(localID)))
-	} else {
-		tcp, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, nil, 3, 5*time.Second, hlog)
-		if err != nil {
-			return nil, fmt.Errorf("metadata: raft transport on %s: %w", cfg.RaftAddr, err)
-		}
-		s.trans, localAddr = tcp, tcp.LocalAddr()
-	}
-
 	rc := raft.DefaultConfig()
 	rc.LocalID = localID
 	rc.Logger = hlog
-	rc.HeartbeatTimeout = singleHeartbeatTimeout
-	rc.ElectionTimeout = singleElectionTimeout
-	rc.LeaderLeaseTimeout = singleLeaderLease
+	switch {
+	case s.fast:
+		rc.HeartbeatTimeout = singleHeartbeatTimeout
+		rc.ElectionTimeout = singleElectionTimeout
+		rc.LeaderLeaseTimeout = singleLeaderLease
+	case cfg.ElectionTimeout > 0:
+		rc.HeartbeatTimeout = cfg.ElectionTimeout
+		rc.ElectionTimeout = cfg.ElectionTimeout
+		rc.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
+	}
 	if cfg.SnapshotInterval > 0 {
 		rc.SnapshotInterval = cfg.SnapshotInterval
 	}
@@ -197,35 +365,52 @@ func Open(ctx context.Context, cfg Config) (_ *Store, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
-	if !existing {
-		voters := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: localID, Address: localAddr}}}
+	if !existing && cfg.IsVoter() {
+		voters := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: localID, Address: s.localAddr}}}
+		if len(cfg.Voters) > 0 {
+			voters.Servers = nil
+			for _, v := range cfg.Voters {
+				voters.Servers = append(voters.Servers, raft.Server{Suffrage: raft.Voter, ID: serverID(v.NodeID), Address: raft.ServerAddress(v.Addr)})
+			}
+		}
 		if err := raft.BootstrapCluster(rc, logs, s.bolt, snaps, s.trans, voters); err != nil {
 			return nil, fmt.Errorf("metadata: bootstrap: %w", err)
 		}
-		s.logger.Info("metadata quorum bootstrapped", "node-id", cfg.NodeID, "dir", rdir)
+		s.logger.Info("metadata quorum bootstrapped", "node-id", cfg.NodeID, "dir", rdir, "voters", len(voters.Servers))
 	}
 	s.raft, err = raft.NewRaft(rc, s.fsm, logs, s.bolt, snaps, s.trans)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: start raft: %w", err)
 	}
-	if err := s.waitLeader(ctx); err != nil {
-		return nil, err
+	if s.mux != nil {
+		s.mux.start()
 	}
-	// Everything in the log before this point is applied once the barrier
-	// returns.
-	if err := s.raft.Barrier(timeoutFrom(ctx)).Error(); err != nil {
-		return nil, fmt.Errorf("metadata: barrier: %w", err)
-	}
-	if err := s.fixLocalAddress(localID, localAddr); err != nil {
+	if s.fast {
+		if err := s.waitLeader(ctx); err != nil {
+			return nil, err
+		}
+		// Everything in the log before this point is applied once the
+		// barrier returns.
+		if err := s.raft.Barrier(timeoutFrom(ctx)).Error(); err != nil {
+			return nil, fmt.Errorf("metadata: barrier: %w", err)
+		}
+		if err := s.fixLocalAddress(localID, s.localAddr); err != nil {
+			return nil, err
+		}
+	} else if err := s.join(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.initClusterID(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.registerSelf(ctx); err != nil {
+	if err := s.registerSelf(ctx, false); err != nil {
 		return nil, err
 	}
+	s.wg.Add(2)
+	go s.controllerLoop()
+	go s.heartbeatLoop()
 	s.logger.Info("metadata store open", "cluster-id", s.ClusterID(), "node-id", cfg.NodeID,
+		"voter", cfg.IsVoter(), "controller", s.ControllerID(),
 		"topics", len(s.fsm.topics()), "last-index", s.raft.LastIndex())
 	return s, nil
 }
@@ -297,7 +482,14 @@ func (s *Store) initClusterID(ctx context.Context) error {
 	if id == "" {
 		id = randomClusterID()
 	}
-	return s.propose(ctx, &initClusterCmd{ClusterID: id})
+	if err := s.propose(ctx, &initClusterCmd{ClusterID: id}); err != nil {
+		return err
+	}
+	// Another member may have initialized it first.
+	if cur := s.fsm.clusterID(); s.cfg.ClusterID != "" && cur != s.cfg.ClusterID {
+		return fmt.Errorf("metadata: configured cluster id %q does not match cluster id %q", s.cfg.ClusterID, cur)
+	}
+	return nil
 }
 
 func randomClusterID() string {
@@ -308,18 +500,26 @@ func randomClusterID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func (s *Store) registerSelf(ctx context.Context) error {
+func (s *Store) registerSelf(ctx context.Context, force bool) error {
 	host, port, err := splitHostPort(s.cfg.Addr)
 	if err != nil {
 		return err
 	}
 	c := &registerBrokerCmd{NodeID: s.cfg.NodeID, Host: host, Port: port, Rack: s.cfg.Rack}
-	for _, b := range s.fsm.brokers() {
-		if b.NodeID == c.NodeID && b.Host == c.Host && b.Port == c.Port && b.Rack == c.Rack {
-			return nil
-		}
+	if b, ok := s.fsm.broker(c.NodeID); ok && !force && b.Host == c.Host && b.Port == c.Port && b.Rack == c.Rack && b.Live() {
+		return nil
 	}
 	return s.propose(ctx, c)
+}
+
+// Register registers this node's broker again (Config.Addr, Config.Rack),
+// which gives it a new broker epoch and clears a fence or a controlled
+// shutdown. Open registers it already (keeping the stored epoch when
+// nothing changed); call Register when the broker starts a new incarnation
+// that must not be confused with the previous one.
+func (s *Store) Register(ctx context.Context) error {
+	s.wantShutdown.Store(false)
+	return s.registerSelf(ctx, true)
 }
 
 // propose encodes a command, replicates it and returns the FSM's verdict.
@@ -344,7 +544,9 @@ func (s *Store) AllocateProducerIDs(ctx context.Context, n int) (first int64, er
 	return res.first, nil
 }
 
-// proposeResult is propose returning the FSM's whole result.
+// proposeResult is propose returning the FSM's whole result. On the
+// leader it applies the command; elsewhere it forwards it to the leader
+// and waits until the local FSM has applied it too.
 func (s *Store) proposeResult(ctx context.Context, body any) (applyResult, error) {
 	if err := ctx.Err(); err != nil {
 		return applyResult{}, err
@@ -353,30 +555,57 @@ func (s *Store) proposeResult(ctx context.Context, body any) (applyResult, error
 	if err != nil {
 		return applyResult{}, err
 	}
+	if s.raft.State() == raft.Leader {
+		res, _, retry, err := s.applyLocal(ctx, data)
+		if !retry {
+			if err != nil {
+				return applyResult{}, err
+			}
+			return res, res.err
+		}
+		// Lost the leadership before the entry was accepted: forward.
+	}
+	resp, err := s.call(ctx, &fwdRequest{Op: opApply, Cmd: data})
+	if err != nil {
+		return applyResult{}, err
+	}
+	if err := s.fsm.waitApplied(ctx, resp.Index); err != nil {
+		return applyResult{}, err
+	}
+	res := resp.result()
+	return res, res.err
+}
+
+// applyLocal applies an encoded command through raft on this node (the
+// leader). retry is set when raft refused it before accepting it (not
+// the leader), so another node may be asked.
+func (s *Store) applyLocal(ctx context.Context, data []byte) (res applyResult, index uint64, retry bool, err error) {
 	f := s.raft.Apply(data, timeoutFrom(ctx))
 	if err := f.Error(); err != nil {
 		switch {
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-			errors.Is(err, raft.ErrLeadershipTransferInProgress):
-			return applyResult{}, fmt.Errorf("metadata: %v: %w", err, kerr.NotController)
+		case errors.Is(err, raft.ErrNotLeader):
+			return applyResult{}, 0, true, fmt.Errorf("metadata: %v: %w", err, kerr.NotController)
+		case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			return applyResult{}, 0, false, fmt.Errorf("metadata: %v: %w", err, kerr.NotController)
 		case errors.Is(err, raft.ErrRaftShutdown):
-			return applyResult{}, fmt.Errorf("%w: %w", ErrClosed, kerr.NotController)
+			return applyResult{}, 0, false, fmt.Errorf("%w: %w", ErrClosed, kerr.NotController)
 		case errors.Is(err, raft.ErrEnqueueTimeout):
-			return applyResult{}, fmt.Errorf("metadata: %v: %w", err, kerr.RequestTimedOut)
+			return applyResult{}, 0, false, fmt.Errorf("metadata: %v: %w", err, kerr.RequestTimedOut)
 		}
-		return applyResult{}, fmt.Errorf("metadata: apply: %w", err)
+		return applyResult{}, 0, false, fmt.Errorf("metadata: apply: %w", err)
 	}
 	res, ok := f.Response().(applyResult)
 	if !ok {
-		return applyResult{}, fmt.Errorf("metadata: unexpected apply response %T", f.Response())
+		return applyResult{}, 0, false, fmt.Errorf("metadata: unexpected apply response %T", f.Response())
 	}
-	return res, res.err
+	return res, f.Index(), false, nil
 }
 
 // ClusterID is the cluster's id.
 func (s *Store) ClusterID() string { return s.fsm.clusterID() }
 
-// ControllerID is the node id of the active controller (raft leader), -1 if none.
+// ControllerID is the node id of the active controller (raft leader), -1
+// if none is known. Every member knows it, voter or not.
 func (s *Store) ControllerID() int32 {
 	_, id := s.raft.LeaderWithID()
 	n, err := strconv.ParseInt(string(id), 10, 32)
@@ -413,6 +642,9 @@ func (s *Store) BrokerConfigs() map[string]string { return s.fsm.brokerConfigs()
 // and travel in the command; the FSM validates again at apply time, so two
 // racing creations of one name yield one TopicAlreadyExists.
 func (s *Store) CreateTopic(ctx context.Context, spec TopicSpec, validateOnly bool) (Topic, error) {
+	if err := s.syncForPlanning(ctx, validateOnly); err != nil {
+		return Topic{}, err
+	}
 	c, err := s.planCreateTopic(spec)
 	if err != nil {
 		return Topic{}, err
@@ -426,7 +658,10 @@ func (s *Store) CreateTopic(ctx context.Context, spec TopicSpec, validateOnly bo
 		}
 		// Deleted between apply and this read: describe what was created.
 	}
-	t := Topic{Name: c.Name, ID: c.ID, Internal: c.Internal, Partitions: newPartitions(0, c.Replicas), Configs: c.Configs}
+	s.fsm.mu.RLock()
+	parts := newPartitions(0, c.Replicas, s.fsm.mu.st.liveLocked)
+	s.fsm.mu.RUnlock()
+	t := Topic{Name: c.Name, ID: c.ID, Internal: c.Internal, Partitions: parts, Configs: c.Configs}
 	return t.Clone(), nil
 }
 
@@ -459,7 +694,7 @@ func (s *Store) planCreateTopic(spec TopicSpec) (*createTopicCmd, error) {
 		if spec.Partitions > MaxPartitions {
 			return nil, kerrorf(kerr.InvalidPartitions, "topic %q: %d partitions exceed the limit of %d", spec.Name, spec.Partitions, MaxPartitions)
 		}
-		brokers := st.sortedBrokerIDsLocked()
+		brokers := st.liveBrokersLocked()
 		if spec.ReplicationFactor <= 0 {
 			return nil, kerrorf(kerr.InvalidReplicationFactor, "topic %q: replication factor must be larger than 0, got %d", spec.Name, spec.ReplicationFactor)
 		}
@@ -467,7 +702,7 @@ func (s *Store) planCreateTopic(spec TopicSpec) (*createTopicCmd, error) {
 			return nil, kerrorf(kerr.InvalidReplicationFactor, "topic %q: replication factor %d is larger than the %d available brokers", spec.Name, spec.ReplicationFactor, len(brokers))
 		}
 		n := len(brokers)
-		c.Replicas = assignReplicas(brokers, int(spec.Partitions), int(spec.ReplicationFactor), rand.IntN(n), rand.IntN(n), 0)
+		c.Replicas = placeReplicas(brokers, int(spec.Partitions), int(spec.ReplicationFactor), rand.IntN(n), rand.IntN(n), 0)
 	}
 	for {
 		c.ID = randomTopicID()
@@ -525,6 +760,21 @@ func assignReplicas(brokers []int32, partitions, rf, start, shift, firstPartitio
 	return out
 }
 
+// syncForPlanning brings a follower's FSM up to the leader's before it
+// plans a creation (replica placement must see the brokers the controller
+// sees as live). The leader plans on its own state; validateOnly needs no
+// sync.
+func (s *Store) syncForPlanning(ctx context.Context, validateOnly bool) error {
+	if validateOnly || s.IsController() {
+		return nil
+	}
+	resp, err := s.call(ctx, &fwdRequest{Op: opSync})
+	if err != nil {
+		return err
+	}
+	return s.fsm.waitApplied(ctx, resp.Index)
+}
+
 // DeleteTopic deletes a topic.
 func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 	t, ok := s.fsm.topic(name)
@@ -538,6 +788,9 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 // placed like Kafka's (continuing the round robin from partition 0's first
 // replica) with the topic's replication factor.
 func (s *Store) CreatePartitions(ctx context.Context, name string, total int32, validateOnly bool) error {
+	if err := s.syncForPlanning(ctx, validateOnly); err != nil {
+		return err
+	}
 	c, err := s.planCreatePartitions(name, total)
 	if err != nil || validateOnly {
 		return err
@@ -560,13 +813,13 @@ func (s *Store) planCreatePartitions(name string, total int32) (*createPartition
 		// Let the shared check produce the error.
 		return nil, st.checkCreatePartitionsLocked(t, c)
 	}
-	brokers := st.sortedBrokerIDsLocked()
+	brokers := st.liveBrokersLocked()
 	rf := len(t.Partitions[0].Replicas)
 	if rf > len(brokers) {
 		return nil, kerrorf(kerr.InvalidReplicationFactor, "topic %q: replication factor %d is larger than the %d available brokers", name, rf, len(brokers))
 	}
-	start := max(slices.Index(brokers, t.Partitions[0].Replicas[0]), 0)
-	c.Replicas = assignReplicas(brokers, int(total-cur), rf, start, start, int(cur))
+	start := max(slices.IndexFunc(brokers, func(b placementBroker) bool { return b.id == t.Partitions[0].Replicas[0] }), 0)
+	c.Replicas = placeReplicas(brokers, int(total-cur), rf, start, start, int(cur))
 	if err := st.checkCreatePartitionsLocked(t, c); err != nil {
 		return nil, err
 	}
@@ -638,16 +891,26 @@ func (s *Store) publish(events []Event) {
 	}
 }
 
-// Close shuts the raft node down. It is safe to call more than once.
+// Close stops the heartbeat and controller loops and shuts the raft node
+// down (without a controlled shutdown: call ControlledShutdown first to
+// move leadership away). It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.cancel()
+		s.wg.Wait()
 		var errs []error
 		if s.raft != nil {
 			errs = append(errs, s.raft.Shutdown().Error())
 		}
 		if c, ok := s.trans.(io.Closer); ok {
 			errs = append(errs, c.Close())
+		} else if s.mux != nil {
+			errs = append(errs, s.mux.Close())
 		}
+		if s.mux != nil {
+			s.mux.wait()
+		}
+		s.closeForwardClient()
 		if s.bolt != nil {
 			errs = append(errs, s.bolt.Close())
 		}

@@ -649,6 +649,13 @@ func TestCommandRoundTrip(t *testing.T) {
 		&createPartitionsCmd{Name: "t", ID: randomTopicID(), Total: 3, Replicas: [][]int32{{1}}},
 		&alterTopicConfigsCmd{Name: "t", Ops: []configOp{{Name: "k", Op: OpSet, Value: strp("v")}, {Name: "d", Op: OpDelete}}, Replace: true},
 		&setBrokerConfigsCmd{Ops: []configOp{{Name: "k", Op: OpSet, Value: strp("v")}}},
+		&allocateProducerIDsCmd{Count: 7},
+		&fenceBrokerCmd{NodeID: 2, Epoch: 9},
+		&unfenceBrokerCmd{NodeID: 2, Epoch: 9},
+		&controlledShutdownCmd{NodeID: 2, Epoch: 9},
+		&alterPartitionCmd{BrokerID: 1, BrokerEpoch: 3, Topic: "t", TopicID: randomTopicID(), Partition: 2, LeaderEpoch: 4, PartitionEpoch: 5, ISR: []int32{1, 2}},
+		&electLeadersCmd{Type: 1, Partitions: []partitionRef{{Topic: "t", Partition: 0}}},
+		&reassignCmd{Items: []reassignItem{{Topic: "t", Partition: 1, Replicas: []int32{3, 1}}, {Topic: "t", Cancel: true}}},
 	}
 	for _, b := range bodies {
 		data, err := encodeCommand(b)

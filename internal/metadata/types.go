@@ -14,15 +14,41 @@ type Broker struct {
 	// Epoch is the broker epoch: the Raft log index of its latest
 	// registration (Kafka uses the registration record's offset).
 	Epoch int64
+	// Fenced is set by the active controller when the broker missed
+	// heartbeats for the session timeout (or asked to be fenced); a fenced
+	// broker is in no ISR (except as the last member, see Partition), leads
+	// nothing and gets no new replicas. A heartbeat or a re-registration
+	// unfences it.
+	Fenced bool `json:",omitempty"`
+	// InControlledShutdown is set when the broker asked to shut down: it
+	// leads nothing and is in no ISR, like a fenced broker, until it
+	// registers again.
+	InControlledShutdown bool `json:",omitempty"`
 }
 
+// Live reports whether the broker may lead, be in an ISR and receive new
+// replicas: neither fenced nor shutting down.
+func (b Broker) Live() bool { return !b.Fenced && !b.InControlledShutdown }
+
 // Partition is one partition's replica placement and leadership.
+//
+// LeaderEpoch is bumped on every change of Leader (including to and from
+// -1); PartitionEpoch on every change at all (leader, ISR, replicas,
+// reassignment state). AlterPartition requests carry both, as Kafka's do.
+// When the last ISR member is fenced it stays in the ISR (Leader is -1), so
+// that a clean election can bring it back when it returns.
 type Partition struct {
-	ID          int32
-	Leader      int32 // -1 when none
-	LeaderEpoch int32
-	Replicas    []int32
-	ISR         []int32
+	ID             int32
+	Leader         int32 // -1 when none
+	LeaderEpoch    int32
+	PartitionEpoch int32
+	Replicas       []int32
+	ISR            []int32
+	// AddingReplicas and RemovingReplicas are set while a reassignment is
+	// in progress (Replicas is then the target followed by the replicas
+	// being removed); both are empty otherwise.
+	AddingReplicas   []int32
+	RemovingReplicas []int32
 }
 
 // Topic is a topic's metadata. Configs holds only the topic-level overrides
@@ -61,7 +87,9 @@ type ConfigOp struct {
 type Event struct {
 	Kind  EventKind
 	Topic string // topic events
-	// NodeID is set for BrokerRegistered.
+	// Partition is set for PartitionChanged.
+	Partition int32
+	// NodeID is set for the Broker... kinds.
 	NodeID int32
 }
 
@@ -76,6 +104,14 @@ const (
 	TopicConfigChanged
 	BrokerConfigChanged
 	BrokerRegistered
+	// PartitionChanged: a partition's leader, epochs, ISR or replicas
+	// changed (Topic, Partition). Brokers become leader or follower from it.
+	PartitionChanged
+	// BrokerFenced / BrokerUnfenced: a broker's liveness changed (NodeID).
+	BrokerFenced
+	BrokerUnfenced
+	// BrokerControlledShutdown: a broker entered controlled shutdown (NodeID).
+	BrokerControlledShutdown
 )
 
 func (k EventKind) String() string {
@@ -92,6 +128,14 @@ func (k EventKind) String() string {
 		return "BrokerConfigChanged"
 	case BrokerRegistered:
 		return "BrokerRegistered"
+	case PartitionChanged:
+		return "PartitionChanged"
+	case BrokerFenced:
+		return "BrokerFenced"
+	case BrokerUnfenced:
+		return "BrokerUnfenced"
+	case BrokerControlledShutdown:
+		return "BrokerControlledShutdown"
 	}
 	return "EventKind(?)"
 }
@@ -114,5 +158,44 @@ func (t Topic) Clone() Topic {
 func (p Partition) Clone() Partition {
 	p.Replicas = slices.Clone(p.Replicas)
 	p.ISR = slices.Clone(p.ISR)
+	p.AddingReplicas = slices.Clone(p.AddingReplicas)
+	p.RemovingReplicas = slices.Clone(p.RemovingReplicas)
 	return p
+}
+
+// TopicPartition names one partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// AlterPartitionRequest is a partition leader's request to change the ISR
+// (Kafka's AlterPartition). LeaderEpoch and PartitionEpoch are the values
+// the leader last saw; the controller rejects stale ones.
+type AlterPartitionRequest struct {
+	BrokerID       int32    // the leader sending the request
+	BrokerEpoch    int64    // its broker epoch; -1 skips the check
+	Topic          string   // by name...
+	TopicID        [16]byte // ...and, if non-zero, id
+	Partition      int32
+	LeaderEpoch    int32
+	PartitionEpoch int32
+	ISR            []int32 // the new ISR; must contain the leader
+}
+
+// ElectionType is ElectLeaders' election type (Kafka's codes).
+type ElectionType int8
+
+// Election types.
+const (
+	ElectPreferred ElectionType = 0
+	ElectUnclean   ElectionType = 1
+)
+
+// Reassignment is one partition of AlterPartitionReassignments. Replicas
+// nil cancels the partition's reassignment in progress.
+type Reassignment struct {
+	Topic     string
+	Partition int32
+	Replicas  []int32
 }
