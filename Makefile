@@ -36,9 +36,12 @@ fuzz:
 		done; \
 	done
 
-# Long runs: 200 SIGKILL crash/recover cycles of the storage engine.
+# Long runs: 200 SIGKILL crash/recover cycles of the storage engine; the
+# read-process-write chaos test over 100,000 records and the delayed-message
+# test over 1,000 transactions.
 stress:
 	$(GO) test -run 'TestCrash$$' -count 1 -timeout 15m ./internal/log/ -crash.cycles=200
+	$(GO) test -run 'TestTxnChaosReadProcessWrite|TestTxnDelayedMessages' -count 1 -timeout 15m ./internal/broker/ -txn.chaos.records=100000 -txn.delay.txns=1000
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
