@@ -28,6 +28,8 @@ var allowed = map[string][]string{
 	"internal/broker":    {"*internal"},
 	"pkg/sluicetest":     {"internal/broker"},
 	"cmd/sluice":         {"internal/broker", "pkg/sluicetest"},
+	"bench":              {},
+	"bench/kfakeserver":  {},
 }
 
 func TestDependencyDirection(t *testing.T) {

@@ -1,0 +1,532 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Figure names, in table order.
+const (
+	figRecords = "records/s"
+	figMB      = "MB/s"
+	figP50     = "p50 ms"
+	figP99     = "p99 ms"
+	figP999    = "p99.9 ms"
+	figCPU     = "CPU s/GB"
+	figRSS     = "RSS KiB/conn"
+)
+
+// figures is one measurement of one scenario on one server.
+type figures map[string]float64
+
+// scenario is one workload. Kind is produce, consume, e2e or idle.
+type scenario struct {
+	Kind       string
+	Size       int    // record value bytes
+	Partitions int    //
+	Acks       string // "1" or "all" (produce, e2e)
+	Conns      int    // producer clients (produce), idle connections (idle)
+	Tag        string // appended to the topic name
+}
+
+func (s scenario) String() string {
+	size := fmt.Sprintf("%dB", s.Size)
+	if s.Size%1024 == 0 {
+		size = fmt.Sprintf("%dKiB", s.Size/1024)
+	}
+	switch s.Kind {
+	case "produce":
+		n := fmt.Sprintf("produce %s p%d acks=%s", size, s.Partitions, s.Acks)
+		if s.Conns > 1 {
+			n += fmt.Sprintf(" conns=%d", s.Conns)
+		}
+		return n
+	case "consume":
+		return fmt.Sprintf("consume %s p%d", size, s.Partitions)
+	case "e2e":
+		return fmt.Sprintf("e2e %s p%d", size, s.Partitions)
+	case "idle":
+		return fmt.Sprintf("idle conns=%d", s.Conns)
+	}
+	return s.Kind
+}
+
+// topic is the topic a produce scenario writes and the matching consume
+// scenario reads.
+func (s scenario) topic() string {
+	if s.Kind == "idle" {
+		return ""
+	}
+	acks := s.Acks
+	if s.Kind == "consume" {
+		acks = "all"
+	}
+	return fmt.Sprintf("bench-%s-%d-p%d-acks%s-c%d%s", map[bool]string{true: "e2e", false: "data"}[s.Kind == "e2e"], s.Size, s.Partitions, acks, max(1, s.Conns), s.Tag)
+}
+
+// limits bound every scenario in records and time.
+type limits struct {
+	produceBytes int64         // value bytes per produce scenario
+	produceTime  time.Duration // and at most this long
+	e2eRate      float64       // records/s
+	e2eRecords   int64
+	consumeTime  time.Duration // a consume scenario gives up after this
+}
+
+// latencyRecorder collects durations from several goroutines.
+type latencyRecorder struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencyRecorder) add(d time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+// into sets the percentile figures of f.
+func (l *latencyRecorder) into(f figures) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := slices.Clone(l.d)
+	slices.Sort(s)
+	pct := func(p float64) float64 {
+		if len(s) == 0 {
+			return 0
+		}
+		i := int(p*float64(len(s))+0.5) - 1
+		return float64(s[max(0, min(i, len(s)-1))].Nanoseconds()) / 1e6
+	}
+	f[figP50], f[figP99], f[figP999] = pct(0.50), pct(0.99), pct(0.999)
+}
+
+func throughput(f figures, records, bytes int64, secs, cpu float64) {
+	f[figRecords] = float64(records) / secs
+	f[figMB] = float64(bytes) / secs / 1e6
+	f[figCPU] = cpu / (float64(bytes) / 1e9)
+}
+
+func newAdmin(addr string) (*kadm.Client, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return nil, err
+	}
+	return kadm.NewClient(cl), nil
+}
+
+// createTopic creates topic and waits until its partitions have leaders.
+func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int) error {
+	r, err := adm.CreateTopic(ctx, int32(partitions), 1, nil, topic)
+	if err == nil {
+		err = r.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create %s: %w", topic, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		n := 0
+		ends.Each(func(kadm.ListedOffset) { n++ })
+		if err == nil && n == partitions {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topic %s not ready after 30s (%d partitions): %v", topic, n, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+func payload(n int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte('A' + rand.IntN(26))
+	}
+	return p
+}
+
+// runProduce produces as fast as the client allows until lim.produceBytes
+// or lim.produceTime, from s.Conns clients, and measures per-record
+// promise latency and the server's CPU.
+func runProduce(ctx context.Context, srv *server, s scenario, lim limits) (figures, error) {
+	adm, err := newAdmin(srv.addr)
+	if err != nil {
+		return nil, err
+	}
+	defer adm.Close()
+	if err := createTopic(ctx, adm, s.topic(), s.Partitions); err != nil {
+		return nil, err
+	}
+	conns := max(1, s.Conns)
+	opts := []kgo.Opt{kgo.SeedBrokers(srv.addr), kgo.DefaultProduceTopic(s.topic())}
+	if s.Acks == "1" {
+		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	}
+	clients := make([]*kgo.Client, conns)
+	for i := range clients {
+		if clients[i], err = kgo.NewClient(opts...); err != nil {
+			return nil, err
+		}
+		defer clients[i].Close()
+		// Warm up: metadata, connection, producer id; not measured.
+		if err := clients[i].ProduceSync(ctx, &kgo.Record{Value: payload(s.Size)}).FirstErr(); err != nil {
+			return nil, fmt.Errorf("warm-up produce: %w", err)
+		}
+	}
+	value := payload(s.Size)
+	maxRecords := max(1, lim.produceBytes/int64(s.Size))
+	var (
+		lat           latencyRecorder
+		sent          atomic.Int64
+		acked, bytes  atomic.Int64
+		failed        atomic.Int64
+		firstErr      atomic.Value
+		wg            sync.WaitGroup
+		cpu0, cpuErr0 = cpuSeconds(srv.pid())
+	)
+	if cpuErr0 != nil {
+		return nil, cpuErr0
+	}
+	start := time.Now()
+	deadline := start.Add(lim.produceTime)
+	for _, cl := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for sent.Add(1) <= maxRecords && time.Now().Before(deadline) {
+				r := &kgo.Record{Value: value, Timestamp: time.Now()}
+				cl.Produce(ctx, r, func(r *kgo.Record, err error) {
+					if err != nil {
+						failed.Add(1)
+						firstErr.CompareAndSwap(nil, err)
+						return
+					}
+					lat.add(time.Since(r.Timestamp))
+					acked.Add(1)
+					bytes.Add(int64(len(r.Value)))
+				})
+			}
+			fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			defer cancel()
+			_ = cl.Flush(fctx)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	cpu1, err := cpuSeconds(srv.pid())
+	if err != nil {
+		return nil, err
+	}
+	if failed.Load() > 0 {
+		return nil, fmt.Errorf("%d records failed: %v", failed.Load(), firstErr.Load())
+	}
+	f := figures{}
+	throughput(f, acked.Load(), bytes.Load(), elapsed, cpu1-cpu0)
+	lat.into(f)
+	return f, nil
+}
+
+// runConsume reads s.topic() from the start to its current end with one
+// consumer; the data were just written, so they are in the page cache.
+func runConsume(ctx context.Context, srv *server, s scenario, lim limits) (figures, error) {
+	adm, err := newAdmin(srv.addr)
+	if err != nil {
+		return nil, err
+	}
+	defer adm.Close()
+	ends, err := adm.ListEndOffsets(ctx, s.topic())
+	if err != nil {
+		return nil, err
+	}
+	if err := ends.Error(); err != nil {
+		return nil, err
+	}
+	var want int64
+	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
+	if want == 0 {
+		return nil, fmt.Errorf("topic %s is empty", s.topic())
+	}
+	// The client starts fetching as soon as it exists: the clock and the
+	// CPU reading start before it.
+	cpu0, err := cpuSeconds(srv.pid())
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.addr), kgo.ConsumeTopics(s.topic()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	cctx, cancel := context.WithTimeout(ctx, lim.consumeTime)
+	defer cancel()
+	var n, bytes int64
+	for n < want {
+		fs := cl.PollFetches(cctx)
+		if cctx.Err() != nil {
+			return nil, fmt.Errorf("consumed %d of %d records in %v", n, want, lim.consumeTime)
+		}
+		if err := fs.Err(); err != nil {
+			return nil, err
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			bytes += int64(len(r.Value))
+		})
+	}
+	elapsed := time.Since(start).Seconds()
+	cpu1, err := cpuSeconds(srv.pid())
+	if err != nil {
+		return nil, err
+	}
+	f := figures{}
+	throughput(f, n, bytes, elapsed, cpu1-cpu0)
+	return f, nil
+}
+
+// runE2E produces lim.e2eRecords at lim.e2eRate (acks=all, no linger) while
+// one consumer long-polls, and measures produce-to-consume latency (the
+// send time travels in the value).
+func runE2E(ctx context.Context, srv *server, s scenario, lim limits) (figures, error) {
+	adm, err := newAdmin(srv.addr)
+	if err != nil {
+		return nil, err
+	}
+	defer adm.Close()
+	if err := createTopic(ctx, adm, s.topic(), s.Partitions); err != nil {
+		return nil, err
+	}
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(srv.addr), kgo.ConsumeTopics(s.topic()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	defer consumer.Close()
+	producer, err := kgo.NewClient(kgo.SeedBrokers(srv.addr), kgo.DefaultProduceTopic(s.topic()), kgo.ProducerLinger(0))
+	if err != nil {
+		return nil, err
+	}
+	defer producer.Close()
+
+	const measured = 1 // value[8]: 0 for warm-up records
+	var (
+		lat      latencyRecorder
+		got      atomic.Int64 // measured records consumed
+		warm     atomic.Int64 // warm-up records consumed
+		bytes    atomic.Int64
+		cerr     atomic.Value
+		cctx, cc = context.WithCancel(ctx)
+		wg       sync.WaitGroup
+	)
+	defer cc()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for cctx.Err() == nil {
+			fs := consumer.PollFetches(cctx)
+			if cctx.Err() != nil {
+				return
+			}
+			if err := fs.Err(); err != nil {
+				cerr.CompareAndSwap(nil, err)
+				return
+			}
+			now := time.Now()
+			fs.EachRecord(func(r *kgo.Record) {
+				if r.Value[8] != measured {
+					warm.Add(1)
+					return
+				}
+				lat.add(now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(r.Value)))))
+				bytes.Add(int64(len(r.Value)))
+				got.Add(1)
+			})
+		}
+	}()
+	mk := func(kind byte) []byte {
+		v := make([]byte, s.Size)
+		binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
+		v[8] = kind
+		return v
+	}
+	// Warm-up: one record per partition's worth, until the consumer sees
+	// them (its fetch sessions are then established).
+	for i := 0; i < s.Partitions; i++ {
+		if err := producer.ProduceSync(ctx, &kgo.Record{Value: mk(0), Partition: int32(i)}).FirstErr(); err != nil {
+			return nil, fmt.Errorf("warm-up produce: %w", err)
+		}
+	}
+	if err := waitFor(ctx, 30*time.Second, func() bool { return warm.Load() >= int64(s.Partitions) || cerr.Load() != nil }); err != nil {
+		return nil, fmt.Errorf("warm-up records not consumed: %w", err)
+	}
+	cpu0, err := cpuSeconds(srv.pid())
+	if err != nil {
+		return nil, err
+	}
+	var failed atomic.Int64
+	start := time.Now()
+	for i := int64(0); i < lim.e2eRecords; i++ {
+		if d := time.Until(start.Add(time.Duration(float64(i) / lim.e2eRate * float64(time.Second)))); d > 0 {
+			time.Sleep(d) // pacing to the fixed rate
+		}
+		producer.Produce(ctx, &kgo.Record{Value: mk(measured)}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+		})
+	}
+	if err := producer.Flush(ctx); err != nil {
+		return nil, err
+	}
+	if failed.Load() > 0 {
+		return nil, fmt.Errorf("%d records failed", failed.Load())
+	}
+	if err := waitFor(ctx, 60*time.Second, func() bool { return got.Load() >= lim.e2eRecords || cerr.Load() != nil }); err != nil {
+		return nil, fmt.Errorf("consumed %d of %d: %w", got.Load(), lim.e2eRecords, err)
+	}
+	elapsed := time.Since(start).Seconds()
+	cpu1, err := cpuSeconds(srv.pid())
+	if err != nil {
+		return nil, err
+	}
+	cc()
+	wg.Wait()
+	if e := cerr.Load(); e != nil {
+		return nil, e.(error)
+	}
+	f := figures{}
+	throughput(f, got.Load(), bytes.Load(), elapsed, cpu1-cpu0)
+	lat.into(f)
+	return f, nil
+}
+
+// waitFor polls cond every millisecond until it holds or d passes.
+func waitFor(ctx context.Context, d time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("condition not met after %v", d)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+// runIdle opens s.Conns TCP connections, sends one ApiVersions request on
+// each (so the broker has set the connection up), and reports how much the
+// broker's resident memory grew per connection.
+func runIdle(ctx context.Context, srv *server, s scenario) (figures, error) {
+	before, err := rssBytes(srv.pid())
+	if err != nil {
+		return nil, err
+	}
+	conns := make([]net.Conn, s.Conns)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	// ApiVersions v0: size, key 18, version 0, correlation id, client id "b".
+	req := []byte{0, 0, 0, 11, 0, 18, 0, 0, 0, 0, 0, 1, 0, 1, 'b'}
+	var next atomic.Int64
+	errc := make(chan error, 32)
+	var wg sync.WaitGroup
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var d net.Dialer
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(conns)) {
+					return
+				}
+				c, err := d.DialContext(ctx, "tcp", srv.addr)
+				if err != nil {
+					errc <- fmt.Errorf("connection %d: %w", i, err)
+					return
+				}
+				conns[i] = c
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				var size [4]byte
+				_, err = c.Write(req)
+				if err == nil {
+					_, err = io.ReadFull(c, size[:])
+				}
+				if err == nil {
+					_, err = io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint32(size[:])))
+				}
+				if err != nil {
+					errc <- fmt.Errorf("connection %d: ApiVersions: %w", i, err)
+					return
+				}
+				c.SetDeadline(time.Time{})
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return nil, err
+	}
+	after, err := rssBytes(srv.pid())
+	if err != nil {
+		return nil, err
+	}
+	return figures{figRSS: float64(after-before) / float64(s.Conns) / 1024}, nil
+}
+
+// readLater reports whether a later scenario of all reads the topic s
+// wrote (a consume scenario reads what the acks=all produce wrote).
+func readLater(s scenario, all []scenario) bool {
+	if s.Kind != "produce" {
+		return false
+	}
+	for _, o := range all {
+		if o.Kind == "consume" && o.topic() == s.topic() {
+			return true
+		}
+	}
+	return false
+}
+
+// deleteTopic deletes a topic a scenario is done with.
+func deleteTopic(ctx context.Context, addr, topic string) error {
+	if topic == "" {
+		return nil
+	}
+	adm, err := newAdmin(addr)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	r, err := adm.DeleteTopic(ctx, topic)
+	if err == nil {
+		err = r.Err
+	}
+	return err
+}
