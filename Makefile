@@ -1,7 +1,7 @@
 # Sluice build and test targets. `make test` is the whole suite (what CI runs).
 GO ?= go
 
-.PHONY: build test testrace unit compat lint fuzz stress bench clean
+.PHONY: build test testrace unit compat lint fuzz stress bench benchsuite clean
 
 build:
 	$(GO) build -o sluice ./cmd/sluice
@@ -45,6 +45,11 @@ stress:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+# Sluice against kfake and the machine's limits, brokers as child processes
+# (see BENCHMARKS.md). Takes ~15-20 minutes.
+benchsuite:
+	$(GO) run ./bench -runs 5 -md BENCHMARKS.tables.md
 
 clean:
 	rm -f sluice
