@@ -55,6 +55,9 @@ type registerBrokerCmd struct {
 	Host   string `json:"host"`
 	Port   int32  `json:"port"`
 	Rack   string `json:"rack,omitempty"`
+	// Unclean: the broker restarted without a clean shutdown (KIP-966);
+	// it leaves every ISR where another member remains.
+	Unclean bool `json:"unclean,omitempty"`
 }
 
 // createTopicCmd carries everything decided outside the FSM: the random
@@ -149,6 +152,8 @@ type reassignItem struct {
 	Partition int32   `json:"partition"`
 	Replicas  []int32 `json:"replicas,omitempty"`
 	Cancel    bool    `json:"cancel,omitempty"`
+	// KeepRF refuses a change of replication factor (KIP-860).
+	KeepRF bool `json:"keep_rf,omitempty"`
 }
 
 // reassignCmd is AlterPartitionReassignments.

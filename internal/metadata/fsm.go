@@ -180,8 +180,11 @@ func (st *state) applyLocked(index uint64, body any) ([]Event, error) {
 		if c.NodeID < 0 {
 			return nil, kerrorf(kerr.InvalidRequest, "invalid node id %d", c.NodeID)
 		}
-		st.brokers[c.NodeID] = Broker{NodeID: c.NodeID, Host: c.Host, Port: c.Port, Rack: c.Rack, Epoch: int64(index)}
+		st.brokers[c.NodeID] = Broker{NodeID: c.NodeID, Host: c.Host, Port: c.Port, Rack: c.Rack, Epoch: int64(index), UncleanRestart: c.Unclean}
 		events := []Event{{Kind: BrokerRegistered, NodeID: c.NodeID}}
+		if c.Unclean {
+			events = append(events, st.brokerUncleanLocked(c.NodeID)...)
+		}
 		return append(events, st.brokerLiveLocked(c.NodeID)...), nil
 
 	case *fenceBrokerCmd:

@@ -203,7 +203,8 @@ func runGoldenCmd(t *testing.T, f *fsm, index *uint64, events *[]Event, line str
 	case "register-broker":
 		n, _ := strconv.Atoi(kv["node"])
 		p, _ := strconv.Atoi(kv["port"])
-		body = &registerBrokerCmd{NodeID: int32(n), Host: kv["host"], Port: int32(p), Rack: kv["rack"]}
+		_, unclean := kv["unclean"]
+		body = &registerBrokerCmd{NodeID: int32(n), Host: kv["host"], Port: int32(p), Rack: kv["rack"], Unclean: unclean}
 	case "create-topic":
 		c := &createTopicCmd{Name: kv["name"], ID: testID(kv["id"]), Replicas: parseReplicas(kv["replicas"])}
 		_, c.Internal = kv["internal"]
@@ -272,13 +273,17 @@ func runGoldenCmd(t *testing.T, f *fsm, index *uint64, events *[]Event, line str
 		}
 		body = c
 	case "reassign":
-		// reassign t:0=1,2,3 t:1=cancel
+		// reassign t:0=1,2,3 t:1=cancel [keep-rf]
 		c := &reassignCmd{}
+		_, keepRF := kv["keep-rf"]
 		for _, a := range args {
+			if a == "keep-rf" {
+				continue
+			}
 			ref, target, _ := strings.Cut(a, "=")
 			tp, ps, _ := strings.Cut(ref, ":")
 			n, _ := strconv.Atoi(ps)
-			it := reassignItem{Topic: tp, Partition: int32(n)}
+			it := reassignItem{Topic: tp, Partition: int32(n), KeepRF: keepRF}
 			if target == "cancel" {
 				it.Cancel = true
 			} else if r := parseReplicas(target); len(r) > 0 {
@@ -373,6 +378,9 @@ func dumpState(f *fsm) string {
 		}
 		if br.InControlledShutdown {
 			b.WriteString(" shutting-down")
+		}
+		if br.UncleanRestart {
+			b.WriteString(" unclean-restart")
 		}
 		b.WriteString("\n")
 	}

@@ -133,6 +133,25 @@ func (st *state) brokerGoneLocked(id int32) []Event {
 	})
 }
 
+// brokerUncleanLocked removes a broker that registered after an unclean
+// shutdown from every ISR where another member remains, electing another
+// leader where it led (KIP-966 without ELR: as the last member it stays,
+// leading, since its log is then the best copy left). Its leader brings it
+// back through AlterPartition once it has caught up.
+func (st *state) brokerUncleanLocked(id int32) []Event {
+	return st.eachPartitionLocked(func(t *Topic, i int) (Event, bool) {
+		p := t.Partitions[i]
+		isr := without(p.ISR, id)
+		if len(isr) == len(p.ISR) || len(isr) == 0 {
+			return Event{}, false
+		}
+		next := p.Clone()
+		next.ISR = isr
+		st.electLocked(&next, st.uncleanLocked(t))
+		return st.commitPartitionLocked(t, i, next)
+	})
+}
+
 // brokerLiveLocked elects leaders for the leaderless partitions the broker
 // (now live again) is a replica of.
 func (st *state) brokerLiveLocked(id int32) []Event {
@@ -330,6 +349,12 @@ func (st *state) reassignLocked(c *reassignCmd) ([]error, []Event) {
 				per[k] = err
 				continue
 			}
+			// Kafka compares with the replica set the partition is headed
+			// for: the target of a reassignment in progress.
+			if heading := without(p.Replicas, p.RemovingReplicas...); it.KeepRF && len(heading) != len(it.Replicas) {
+				per[k] = kerrorf(kerr.InvalidReplicationFactor, "The replication factor is changed from %d to %d", len(heading), len(it.Replicas))
+				continue
+			}
 			removing := without(orig, it.Replicas...)
 			next.Replicas = append(slices.Clone(it.Replicas), removing...)
 			next.ISR = intersect(p.ISR, next.Replicas)
@@ -349,18 +374,20 @@ func (st *state) reassignLocked(c *reassignCmd) ([]error, []Event) {
 	return per, events
 }
 
-// checkTargetLocked checks a reassignment target: non-empty, no
-// duplicates, registered brokers.
+// checkTargetLocked checks a reassignment target as Kafka's
+// validateManualPartitionAssignment does: non-empty, then over the sorted
+// ids, each registered and none twice.
 func (st *state) checkTargetLocked(topic string, partition int32, target []int32) error {
 	if len(target) == 0 {
-		return kerrorf(kerr.InvalidReplicaAssignment, "%s-%d: empty target replica list", topic, partition)
+		return kerrorf(kerr.InvalidReplicaAssignment, "%s-%d: the manual partition assignment includes an empty replica list", topic, partition)
 	}
-	for i, b := range target {
-		if slices.Contains(target[:i], b) {
-			return kerrorf(kerr.InvalidReplicaAssignment, "%s-%d: target lists broker %d twice", topic, partition, b)
-		}
+	sorted := slices.Sorted(slices.Values(target))
+	for i, b := range sorted {
 		if _, ok := st.brokers[b]; !ok {
-			return kerrorf(kerr.InvalidReplicaAssignment, "%s-%d: broker %d is not registered", topic, partition, b)
+			return kerrorf(kerr.InvalidReplicaAssignment, "%s-%d: the manual partition assignment includes broker %d, but no such broker is registered", topic, partition, b)
+		}
+		if i > 0 && sorted[i-1] == b {
+			return kerrorf(kerr.InvalidReplicaAssignment, "%s-%d: the manual partition assignment includes the broker %d more than once", topic, partition, b)
 		}
 	}
 	return nil

@@ -86,7 +86,8 @@ func (s *Store) electTargets(typ ElectionType) []TopicPartition {
 // AlterPartitionReassignments starts (or, with Replicas nil, cancels)
 // partition reassignments and returns one error per item, nil for
 // success: INVALID_REPLICA_ASSIGNMENT (empty, duplicate or unregistered
-// target, or no in-sync replica would remain), NO_REASSIGNMENT_IN_PROGRESS
+// target, or no in-sync replica would remain), INVALID_REPLICATION_FACTOR
+// (KeepReplicationFactor and a target of another length), NO_REASSIGNMENT_IN_PROGRESS
 // (cancel), UNKNOWN_TOPIC_OR_PARTITION. Adding replicas join the replica
 // set at once; the partition leader brings them into the ISR through
 // AlterPartition when they have caught up, and the reassignment completes
@@ -94,7 +95,7 @@ func (s *Store) electTargets(typ ElectionType) []TopicPartition {
 func (s *Store) AlterPartitionReassignments(ctx context.Context, items []Reassignment) ([]error, error) {
 	c := &reassignCmd{}
 	for _, it := range items {
-		c.Items = append(c.Items, reassignItem{Topic: it.Topic, Partition: it.Partition, Replicas: slices.Clone(it.Replicas), Cancel: it.Replicas == nil})
+		c.Items = append(c.Items, reassignItem{Topic: it.Topic, Partition: it.Partition, Replicas: slices.Clone(it.Replicas), Cancel: it.Replicas == nil, KeepRF: it.KeepReplicationFactor})
 	}
 	if len(c.Items) == 0 {
 		return nil, nil

@@ -169,7 +169,7 @@ func TestElectAndReassign(t *testing.T) {
 	wantKerr(t, err, kerr.InvalidRequest)
 
 	// Move e-0 from [1 2] to [3 1]: 3 is added, 2 is removed once 3 is in sync.
-	errs, err = s.AlterPartitionReassignments(ctx, []Reassignment{{"e", 0, []int32{3, 1}}, {"e", 1, nil}, {"x", 0, []int32{1}}})
+	errs, err = s.AlterPartitionReassignments(ctx, []Reassignment{{Topic: "e", Partition: 0, Replicas: []int32{3, 1}}, {Topic: "e", Partition: 1}, {Topic: "x", Partition: 0, Replicas: []int32{1}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,6 +76,14 @@ type Config struct {
 	BrokerHeartbeatInterval time.Duration
 	// Now is the controller's clock for broker sessions; default time.Now.
 	Now func() time.Time
+	// UncleanRestart tells the controller, in this node's first
+	// registration, that the broker restarted without a clean shutdown
+	// (the log manager recovered some log unclean). The registration then
+	// takes it out of every ISR where another member remains and sets
+	// Broker.UncleanRestart (KIP-966); Open registers anew even if the
+	// stored registration looks current. Later re-registrations of the same
+	// process (Register, a heartbeat answered STALE_BROKER_EPOCH) are clean.
+	UncleanRestart bool
 }
 
 // Voter is one member of Config.Voters.
@@ -251,6 +259,9 @@ type Store struct {
 		seen   map[int32]session
 	}
 	wantShutdown atomic.Bool
+	// unclean is Config.UncleanRestart until a registration carrying it
+	// has been applied.
+	unclean atomic.Bool
 
 	// ctx is cancelled by Close; it stops the goroutines in wg.
 	ctx    context.Context
@@ -283,6 +294,7 @@ func Open(ctx context.Context, cfg Config) (_ *Store, err error) {
 	}
 	s := &Store{cfg: cfg, logger: cfg.Logger, fast: cfg.lone() && cfg.IsVoter()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.unclean.Store(cfg.UncleanRestart)
 	s.subs.fns = map[int]func(Event){}
 	s.fsm = newFSM(s.publish)
 	defer func() {
@@ -505,11 +517,18 @@ func (s *Store) registerSelf(ctx context.Context, force bool) error {
 	if err != nil {
 		return err
 	}
-	c := &registerBrokerCmd{NodeID: s.cfg.NodeID, Host: host, Port: port, Rack: s.cfg.Rack}
-	if b, ok := s.fsm.broker(c.NodeID); ok && !force && b.Host == c.Host && b.Port == c.Port && b.Rack == c.Rack && b.Live() {
+	c := &registerBrokerCmd{NodeID: s.cfg.NodeID, Host: host, Port: port, Rack: s.cfg.Rack, Unclean: s.unclean.Load()}
+	if b, ok := s.fsm.broker(c.NodeID); ok && !force && !c.Unclean && b.Host == c.Host && b.Port == c.Port && b.Rack == c.Rack && b.Live() && !b.UncleanRestart {
 		return nil
 	}
-	return s.propose(ctx, c)
+	if err := s.propose(ctx, c); err != nil {
+		return err
+	}
+	if c.Unclean {
+		s.unclean.Store(false)
+		s.logger.Info("registered after an unclean shutdown: out of the ISRs until caught up", "node-id", c.NodeID)
+	}
+	return nil
 }
 
 // Register registers this node's broker again (Config.Addr, Config.Rack),

@@ -24,6 +24,14 @@ type Broker struct {
 	// leads nothing and is in no ISR, like a fenced broker, until it
 	// registers again.
 	InControlledShutdown bool `json:",omitempty"`
+	// UncleanRestart is set when the broker's latest registration said it
+	// restarted without a clean shutdown (KIP-966's unclean shutdown: some
+	// log was recovered unclean, so records it had fetched may be gone).
+	// The registration removed it from every ISR where another member
+	// remains; partition leaders keep it out (replica.Leader.MarkUnclean)
+	// until it has caught up and they add it back through AlterPartition.
+	// It stays set for this broker epoch; a clean registration clears it.
+	UncleanRestart bool `json:",omitempty"`
 }
 
 // Live reports whether the broker may lead, be in an ISR and receive new
@@ -198,4 +206,9 @@ type Reassignment struct {
 	Topic     string
 	Partition int32
 	Replicas  []int32
+	// KeepReplicationFactor refuses a target whose length differs from the
+	// replica set the partition is headed for, with
+	// INVALID_REPLICATION_FACTOR (KIP-860: AllowReplicationFactorChange
+	// false in AlterPartitionReassignments v1).
+	KeepReplicationFactor bool
 }
