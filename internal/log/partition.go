@@ -392,10 +392,12 @@ func (p *Partition) append(batches []byte, follower bool) (AppendResult, error) 
 		seg.observe(start+int64(pos), h, interval)
 		pos += h.Size()
 	}
-	// Publish: size before the log end, so a reader that sees the new log
-	// end also sees the bytes.
-	seg.size.Store(start + int64(len(batches)))
+	// Publish: the segment's next offset, then its size, then the log
+	// end. A reader that sees the new log end also sees the bytes; one that
+	// loads size and then next knows every batch below that size ends
+	// before that next (Read's scan-free path).
 	seg.next.Store(next)
+	seg.size.Store(start + int64(len(batches)))
 	seg.lastModMs.Store(nowMs)
 	pc.commit()
 	if txnChanged {

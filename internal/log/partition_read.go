@@ -64,8 +64,29 @@ func (p *Partition) Read(offset int64, maxBytes int64, maxOffset int64, minOne b
 		if s.base >= bound {
 			break
 		}
-		entries := s.offIdx.load() // before size: every entry lies below the size loaded next
+		idx, entries := s.offIdx.loadArray() // before size: every entry lies below the size loaded next
+		next1 := s.next.Load()
 		size := s.size.Load()
+		next2 := s.next.Load()
+		// A caught-up consumer: the offset starts a batch the index knows
+		// (or the segment), and the rest of the segment fits the budget
+		// and lies below bound. Then the region is known without reading
+		// a header. The same index array before and after rules out a
+		// truncation in between (see the scan-free case below).
+		if next1 == next2 && next2 <= bound && offset < next2 && s.offIdx.view.Load() == idx {
+			pos, exact := int64(0), offset <= s.base
+			if !exact {
+				var p uint32
+				p, exact = exactOffset(entries, uint32(min(offset-s.base, maxRelOffset)))
+				pos = int64(p)
+			}
+			if exact && pos < size && size-pos <= budget {
+				res.Regions = append(res.Regions, Region{File: s.log, Pos: pos, Len: size - pos})
+				res.Bytes += size - pos
+				budget -= size - pos
+				continue
+			}
+		}
 		pos, h, found, err := s.findBatch(offset, size)
 		if err != nil {
 			return res, fmt.Errorf("%s: read at %d: %w", p.tp, offset, err)
@@ -85,6 +106,16 @@ func (p *Partition) Read(offset int64, maxBytes int64, maxOffset int64, minOne b
 		}
 		start, end := pos, pos+int64(h.Size())
 		limit := min(start+budget, size)
+		if limit == size && next1 == next2 && next2 <= bound {
+			// The whole rest of the segment fits the budget and lies below
+			// bound: no header scan. (Append stores next before size, so
+			// every batch below size ends before next2; equal loads around
+			// size rule out a truncation in between.)
+			res.Regions = append(res.Regions, Region{File: s.log, Pos: start, Len: size - start})
+			res.Bytes += size - start
+			budget -= size - start
+			continue
+		}
 		// Jump through the index: every batch before an entry whose base
 		// offset is <= bound ends below bound.
 		j1 := sort.Search(len(entries), func(k int) bool { return int64(entries[k].pos) > limit })

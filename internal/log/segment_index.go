@@ -22,36 +22,64 @@ type timeEntry struct {
 	rel uint32
 }
 
-// entryList is an append-only list read by many goroutines without locks:
-// the writer (who holds the partition's append lock) appends to buf and
-// publishes a new slice header; readers load the published header and read
-// only below its length, so they never see a slot being written. Truncation
-// copies to a new backing array so old readers keep a stable view.
+// entryList is an append-only list read by many goroutines without locks.
+// The writer (who holds the partition's append lock) owns buf; readers see
+// the published entryArray: a backing array and a count of the entries
+// in it that are complete. add writes the slot past the count and then
+// stores the new count, so a reader that loads the count reads only
+// complete slots and never one being written; it allocates only when buf
+// grows (a new backing array, published as a new entryArray), not per
+// entry. Truncation and set also publish a new entryArray (truncation
+// copies), so old readers keep a stable view.
 type entryList[E any] struct {
-	view atomic.Pointer[[]E]
-	buf  []E // writer-owned; len(buf) == len(*view)
+	view atomic.Pointer[entryArray[E]]
+	buf  []E // writer-owned; len(buf) == published count, same backing array
+}
+
+// entryArray is a published backing array: arr[:n] are complete entries.
+type entryArray[E any] struct {
+	arr []E // the whole backing array (len == cap)
+	n   atomic.Int64
 }
 
 func (l *entryList[E]) load() []E {
-	if p := l.view.Load(); p != nil {
-		return *p
-	}
-	return nil
+	_, es := l.loadArray()
+	return es
 }
 
-func (l *entryList[E]) publish() {
-	v := l.buf
-	l.view.Store(&v)
+// loadArray is load that also returns the published array: while
+// l.view.Load() still returns the same array, the list has only grown
+// (truncation and set publish a new one).
+func (l *entryList[E]) loadArray() (*entryArray[E], []E) {
+	a := l.view.Load()
+	if a == nil {
+		return nil, nil
+	}
+	n := a.n.Load()
+	return a, a.arr[:n:n]
+}
+
+// publishArray publishes buf's backing array with its count.
+func (l *entryList[E]) publishArray() {
+	a := &entryArray[E]{arr: l.buf[:cap(l.buf)]}
+	a.n.Store(int64(len(l.buf)))
+	l.view.Store(a)
 }
 
 func (l *entryList[E]) add(e E) {
+	grow := len(l.buf) == cap(l.buf)
 	l.buf = append(l.buf, e)
-	l.publish()
+	if a := l.view.Load(); grow || a == nil {
+		l.publishArray()
+	} else {
+		a.n.Store(int64(len(l.buf)))
+	}
 }
 
+// set replaces the list with es, which the list then owns.
 func (l *entryList[E]) set(es []E) {
 	l.buf = es
-	l.publish()
+	l.publishArray()
 }
 
 // truncate keeps the first n entries.
@@ -62,7 +90,7 @@ func (l *entryList[E]) truncate(n int) {
 	nb := make([]E, n, max(n, 16))
 	copy(nb, l.buf[:n])
 	l.buf = nb
-	l.publish()
+	l.publishArray()
 }
 
 // lookupOffset returns the position of the last indexed batch whose base
@@ -73,6 +101,16 @@ func lookupOffset(es []offsetEntry, rel uint32) uint32 {
 		return 0
 	}
 	return es[i-1].pos
+}
+
+// exactOffset returns the position of the batch whose base offset is
+// exactly rel, if the index has an entry for it.
+func exactOffset(es []offsetEntry, rel uint32) (pos uint32, ok bool) {
+	i := sort.Search(len(es), func(i int) bool { return es[i].rel >= rel })
+	if i < len(es) && es[i].rel == rel {
+		return es[i].pos, true
+	}
+	return 0, false
 }
 
 // lookupTime returns the relative offset of the last entry whose timestamp

@@ -12,6 +12,10 @@
 //	h, body, err := protocol.ParseHeader(frame)           // header v0/v1/v2 from (key, version)
 //	req, err := protocol.DecodeBody(h, body)              // kmsg; lengths checked against the bytes left
 //
+// A connection keeps a HeaderParser and calls its Parse instead of
+// ParseHeader: it returns the same client id string while the client sends
+// the same one, so parsing a header allocates nothing.
+//
 // ReadFrame errors (ErrFrameTooLarge, ErrBadFrameSize, I/O errors) and
 // ParseHeader/DecodeBody errors wrapping ErrMalformed or ErrUnknownKey mean
 // the connection should be closed. ErrUnsupportedVersion can be answered

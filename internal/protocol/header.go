@@ -32,7 +32,25 @@ const apiVersionsKey = 18
 // For an unknown key it returns ErrUnknownKey together with the key,
 // version and correlation id (and the client id if a v1 header parses), so
 // the caller can log them. Other failures wrap ErrMalformed.
+//
+// A connection parsing many frames uses a HeaderParser instead, which does
+// not allocate the client id again for every request.
 func ParseHeader(frame []byte) (Header, []byte, error) {
+	var p HeaderParser
+	return p.Parse(frame)
+}
+
+// HeaderParser is ParseHeader for the frames of one connection. It keeps
+// the last client id it returned and hands back the same *string while the
+// client sends the same id, so a header costs no allocation. The zero
+// value is ready; it is not safe for concurrent use. The returned ClientID
+// must not be written through.
+type HeaderParser struct {
+	clientID *string
+}
+
+// Parse is ParseHeader.
+func (p *HeaderParser) Parse(frame []byte) (Header, []byte, error) {
 	var h Header
 	if len(frame) < MinFrameSize {
 		return h, nil, fmt.Errorf("%w: %d-byte header", ErrMalformed, len(frame))
@@ -42,10 +60,10 @@ func ParseHeader(frame []byte) (Header, []byte, error) {
 	h.Version = b.Int16()
 	h.CorrelationID = b.Int32()
 
-	req := kmsg.RequestForKey(h.Key)
-	if req == nil {
+	info, known := requestInfoFor(h.Key)
+	if !known {
 		// Best effort: assume a v1 header so the client id can be logged.
-		if id, ok := readClientID(&b); ok {
+		if id, ok := p.readClientID(&b); ok {
 			h.ClientID = id
 		}
 		return h, nil, fmt.Errorf("%w: %d (version %d)", ErrUnknownKey, h.Key, h.Version)
@@ -54,13 +72,12 @@ func ParseHeader(frame []byte) (Header, []byte, error) {
 		return h, b.Src, nil
 	}
 	var flexible bool
-	if h.Key == apiVersionsKey && h.Version > req.MaxVersion() {
+	if h.Key == apiVersionsKey && h.Version > info.maxVersion {
 		flexible = h.Version >= 3
 	} else {
-		req.SetVersion(h.Version)
-		flexible = req.IsFlexible()
+		flexible = info.flexibleFrom >= 0 && h.Version >= info.flexibleFrom
 	}
-	id, ok := readClientID(&b)
+	id, ok := p.readClientID(&b)
 	if !ok {
 		return h, nil, fmt.Errorf("%w: client id", ErrMalformed)
 	}
@@ -73,10 +90,60 @@ func ParseHeader(frame []byte) (Header, []byte, error) {
 	return h, b.Src, nil
 }
 
-// readClientID reads the header's nullable (int16-length) client id.
-func readClientID(b *kbin.Reader) (*string, bool) {
-	id := b.NullableString()
-	return id, b.Ok()
+// readClientID reads the header's nullable (int16-length) client id,
+// reusing the previous one when the bytes are equal.
+func (p *HeaderParser) readClientID(b *kbin.Reader) (*string, bool) {
+	l := b.Int16()
+	if l < 0 {
+		return nil, b.Ok()
+	}
+	raw := b.Span(int(l))
+	if !b.Ok() {
+		return nil, false
+	}
+	if p.clientID != nil && *p.clientID == string(raw) { // no allocation
+		return p.clientID, true
+	}
+	id := string(raw)
+	p.clientID = &id
+	return p.clientID, true
+}
+
+// requestInfo is what header parsing needs to know of an API key: its
+// highest version in kmsg and the first flexible version (-1: none).
+type requestInfo struct {
+	maxVersion   int16
+	flexibleFrom int16
+	known        bool
+}
+
+// requestInfos is indexed by API key, computed once from kmsg so that
+// parsing a header does not build a request value to ask it.
+var requestInfos = func() (t [kmsg.MaxKey + 1]requestInfo) {
+	for key := range t {
+		req := kmsg.RequestForKey(int16(key))
+		if req == nil {
+			continue
+		}
+		info := requestInfo{maxVersion: req.MaxVersion(), flexibleFrom: -1, known: true}
+		for v := int16(0); v <= info.maxVersion; v++ {
+			req.SetVersion(v)
+			if req.IsFlexible() {
+				info.flexibleFrom = v
+				break
+			}
+		}
+		t[key] = info
+	}
+	return t
+}()
+
+func requestInfoFor(key int16) (requestInfo, bool) {
+	if key < 0 || int(key) >= len(requestInfos) {
+		return requestInfo{}, false
+	}
+	info := requestInfos[key]
+	return info, info.known
 }
 
 // skipTags skips a tagged-field section, checking every size against what
