@@ -30,6 +30,9 @@ var allowed = map[string][]string{
 	"cmd/sluice":         {"internal/broker", "pkg/sluicetest"},
 	"bench":              {},
 	"bench/kfakeserver":  {},
+
+	// The child-process cluster harness for tests imports no repo package.
+	"internal/clustertest": {},
 }
 
 func TestDependencyDirection(t *testing.T) {

@@ -1,18 +1,23 @@
 package main
 
-// sluice cluster info: the cluster id, controller and brokers, through kadm.
+// sluice cluster info: the cluster id, the controller, the metadata quorum
+// (voters and broker-only observers, through DescribeQuorum) and the
+// brokers with their state, through kadm.
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func runCluster(ctx context.Context, args []string, env cmdEnv) error {
 	return family("cluster", []subcommand{
-		{"info", "cluster id, controller, brokers and the APIs they support", runClusterInfo},
+		{"info", "cluster id, controller, voters, brokers (live or fenced) and the APIs they support", runClusterInfo},
 	})(ctx, args, env)
 }
 
@@ -51,20 +56,44 @@ func runClusterInfo(ctx context.Context, args []string, env cmdEnv) error {
 		Port       int32   `json:"port"`
 		Rack       *string `json:"rack,omitempty"`
 		Controller bool    `json:"controller"`
-		APIs       []api   `json:"apis,omitempty"`
+		Voter      bool    `json:"voter"`
+		// Fenced: a quorum member that is not a live broker (missed its
+		// heartbeats, or shut down): it leads no partition.
+		Fenced bool  `json:"fenced"`
+		APIs   []api `json:"apis,omitempty"`
 	}
 	out := struct {
 		ClusterID  string   `json:"cluster_id"`
 		Controller int32    `json:"controller"`
+		Voters     []int32  `json:"voters"`
+		Observers  []int32  `json:"observers"`
 		Brokers    []broker `json:"brokers"`
 		Topics     int      `json:"topics"`
 		Partitions int      `json:"partitions"`
-	}{ClusterID: md.Cluster, Controller: md.Controller, Brokers: []broker{}, Topics: len(tds)}
+	}{ClusterID: md.Cluster, Controller: md.Controller, Voters: []int32{}, Observers: []int32{}, Brokers: []broker{}, Topics: len(tds)}
 	for _, td := range tds {
 		out.Partitions += len(td.Partitions)
 	}
+	voters, observers, err := describeQuorum(ctx, &cf, env)
+	if err != nil {
+		return err
+	}
+	out.Voters, out.Observers = voters, observers
+	isVoter := map[int32]bool{}
+	for _, v := range voters {
+		isVoter[v] = true
+	}
+	listed := map[int32]bool{}
 	for _, b := range md.Brokers {
-		out.Brokers = append(out.Brokers, broker{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack, Controller: b.NodeID == md.Controller})
+		listed[b.NodeID] = true
+		out.Brokers = append(out.Brokers, broker{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack, Controller: b.NodeID == md.Controller, Voter: isVoter[b.NodeID]})
+	}
+	// Quorum members missing from the live brokers are fenced.
+	for _, id := range append(append([]int32{}, voters...), observers...) {
+		if !listed[id] {
+			listed[id] = true
+			out.Brokers = append(out.Brokers, broker{NodeID: id, Port: -1, Controller: id == md.Controller, Voter: isVoter[id], Fenced: true})
+		}
 	}
 	sort.Slice(out.Brokers, func(i, j int) bool { return out.Brokers[i].NodeID < out.Brokers[j].NodeID })
 	if *apis {
@@ -90,13 +119,18 @@ func runClusterInfo(ctx context.Context, args []string, env cmdEnv) error {
 	}
 	fmt.Fprintf(env.stdout, "Cluster: %s  Controller: %d  Topics: %d  Partitions: %d\n",
 		out.ClusterID, out.Controller, out.Topics, out.Partitions)
-	t := newTable(env.stdout, "NODE", "HOST", "PORT", "RACK", "CONTROLLER")
+	fmt.Fprintf(env.stdout, "Voters: %v  Observers: %v\n", out.Voters, out.Observers)
+	t := newTable(env.stdout, "NODE", "HOST", "PORT", "RACK", "CONTROLLER", "VOTER", "STATE")
 	for _, b := range out.Brokers {
 		rack := ""
 		if b.Rack != nil {
 			rack = *b.Rack
 		}
-		t.row(b.NodeID, b.Host, b.Port, rack, b.Controller)
+		state := "live"
+		if b.Fenced {
+			state = "fenced"
+		}
+		t.row(b.NodeID, b.Host, b.Port, rack, b.Controller, b.Voter, state)
 	}
 	if err := t.flush(); err != nil {
 		return err
@@ -115,4 +149,52 @@ func runClusterInfo(ctx context.Context, args []string, env cmdEnv) error {
 		}
 	}
 	return nil
+}
+
+// describeQuorum asks for the metadata quorum's voters and observers
+// (DescribeQuorum on __cluster_metadata/0). A broker without the API (an
+// older Sluice, or Kafka's broker listener) gives empty lists.
+func describeQuorum(ctx context.Context, cf *clientFlags, env cmdEnv) (voters, observers []int32, err error) {
+	voters, observers = []int32{}, []int32{}
+	opts, err := cf.kgoOpts(env)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDescribeQuorumRequest()
+	rt := kmsg.NewDescribeQuorumRequestTopic()
+	rt.Topic = "__cluster_metadata"
+	rp := kmsg.NewDescribeQuorumRequestTopicPartition()
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		if errors.Is(err, kerr.UnsupportedVersion) {
+			return voters, observers, nil
+		}
+		return nil, nil, err
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return nil, nil, kafkaErr("DescribeQuorum", err, "")
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return nil, nil, kafkaErr("DescribeQuorum", err, "")
+			}
+			for _, v := range p.CurrentVoters {
+				voters = append(voters, v.ReplicaID)
+			}
+			for _, o := range p.Observers {
+				observers = append(observers, o.ReplicaID)
+			}
+		}
+	}
+	sort.Slice(voters, func(i, j int) bool { return voters[i] < voters[j] })
+	sort.Slice(observers, func(i, j int) bool { return observers[i] < observers[j] })
+	return voters, observers, nil
 }

@@ -20,6 +20,7 @@ import (
 // serveOptions are the serve command's own options (not Kafka settings).
 type serveOptions struct {
 	listen, advertise, dataDir, adminListen string
+	controllerListen, controllerVoters      string
 	nodeID                                  int32
 	logLevel, logFormat                     string
 	shutdownTimeout                         time.Duration
@@ -36,6 +37,8 @@ const (
 	optNodeID      = "node-id"
 	optLogLevel    = "log-level"
 	optLogFormat   = "log-format"
+	optCtrlListen  = "controller-listen"
+	optCtrlVoters  = "controller-voters"
 )
 
 func defaultServeOptions() serveOptions {
@@ -75,6 +78,10 @@ func (o *serveOptions) set(key, value string) error {
 			return fmt.Errorf("%s=%q: not a node id", key, value)
 		}
 		o.nodeID = int32(n)
+	case optCtrlListen:
+		o.controllerListen = value
+	case optCtrlVoters, "controller.quorum.voters":
+		o.controllerVoters = value
 	case optLogLevel:
 		o.logLevel = value
 	case optLogFormat:
@@ -122,7 +129,7 @@ func (o *serveOptions) loadFile(path string) error {
 
 // loadEnv applies SLUICE_* variables for every option and known setting.
 func (o *serveOptions) loadEnv(getenv func(string) string) error {
-	keys := []string{optListen, optAdvertise, optDataDir, optAdminListen, optNodeID, optLogLevel, optLogFormat}
+	keys := []string{optListen, optAdvertise, optDataDir, optAdminListen, optNodeID, optLogLevel, optLogFormat, optCtrlListen, optCtrlVoters}
 	for _, d := range broker.BrokerSettings() {
 		keys = append(keys, d.Name)
 	}
@@ -165,6 +172,8 @@ func parseServe(args []string, env cmdEnv) (serveOptions, error) {
 		nodeID     = fs.Int(optNodeID, -1, "node.id (default 1)")
 		logLevel   = fs.String(optLogLevel, "", "debug, info, warn or error (default info)")
 		logFormat  = fs.String(optLogFormat, "", "text or json (default text)")
+		ctrlListen = fs.String(optCtrlListen, "", "controller listener host:port: the metadata quorum's Raft and forwarding traffic (default: this node's entry in --controller-voters; none on a single node)")
+		ctrlVoters = fs.String(optCtrlVoters, "", "controller.quorum.voters, id@host:port,... e.g. 1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293; a node not listed joins as a broker-only node (default: a single node)")
 		shutdown   = fs.Duration("shutdown-timeout", 30*time.Second, "how long SIGINT/SIGTERM waits for in-flight requests")
 		sets       = settingFlag{}
 	)
@@ -210,6 +219,10 @@ func parseServe(args []string, env cmdEnv) (serveOptions, error) {
 			o.logLevel = *logLevel
 		case optLogFormat:
 			o.logFormat = *logFormat
+		case optCtrlListen:
+			o.controllerListen = *ctrlListen
+		case optCtrlVoters:
+			o.controllerVoters = *ctrlVoters
 		case "shutdown-timeout":
 			o.shutdownTimeout = *shutdown
 		}
@@ -259,6 +272,9 @@ func runServe(ctx context.Context, args []string, env cmdEnv) error {
 		DataDir:     o.dataDir,
 		Settings:    o.settings,
 		Logger:      logger,
+
+		ControllerListen: o.controllerListen,
+		ControllerVoters: o.controllerVoters,
 	})
 	if err != nil {
 		return err

@@ -29,8 +29,9 @@ package broker
 //     deleted) is accepted at any sequence, as in Kafka 4.
 //   - Transactional batches (KIP-890). A producer with no transaction
 //     ongoing on the partition at its epoch is checked with the
-//     transaction coordinator (in-process; Kafka's AddPartitionsToTxn
-//     VerifyOnly from the leader) before anything is appended: the
+//     transaction coordinator (in-process, or AddPartitionsToTxn
+//     VerifyOnly to the coordinator's broker in a cluster, as Kafka's
+//     leader does; interbroker.go) before anything is appended: the
 //     partition must be in the ongoing transaction of that producer id
 //     and epoch. Refused: TRANSACTION_ABORTABLE (v11+; INVALID_TXN_STATE
 //     before, KIP-1050), an old epoch INVALID_PRODUCER_EPOCH, the
@@ -98,6 +99,7 @@ func (b *Broker) handleProduce(r *request, req *kmsg.ProduceRequest) kmsg.Respon
 				if req.Version >= 8 && sp.ErrorCode != kerr.UnknownTopicOrPartition.Code {
 					sp.ErrorMessage = errMessage(err)
 				}
+				b.produceLeaderHint(req.Version, resp, &sp, name)
 			}
 			switch {
 			case badAcks:
@@ -196,9 +198,9 @@ func (b *Broker) produceAppend(ctx context.Context, req *kmsg.ProduceRequest, to
 		g.mu.Unlock()
 		tp := txn.Partition{Topic: topic, Partition: part}
 		if req.Version >= 12 && b.txns.version() >= 2 {
-			err = b.txns.coord.AddPartitions(ctx, *req.TransactionID, h.ProducerID, h.ProducerEpoch, []txn.Partition{tp})
+			err = b.txnAddPartition(ctx, *req.TransactionID, h.ProducerID, h.ProducerEpoch, tp) // interbroker.go
 		} else {
-			err = b.txns.coord.Verify(*req.TransactionID, h.ProducerID, h.ProducerEpoch, tp)
+			err = b.txnVerify(ctx, *req.TransactionID, h.ProducerID, h.ProducerEpoch, tp)
 		}
 		if err != nil {
 			return log.AppendResult{}, verifyErr(err, req.Version <= 10)

@@ -159,37 +159,61 @@ func (b *Broker) handleFetch(r *request, req *kmsg.FetchRequest) kmsg.Response {
 	if req.MaxBytes > 0 && int64(req.MaxBytes) < maxBytes {
 		maxBytes = int64(req.MaxBytes)
 	}
-	isolation := req.IsolationLevel
-	readAll := func() ([]fetchRead, int64, bool) {
-		reads := make([]fetchRead, len(items))
-		var total int64
-		anyErr := false
-		for i := range items {
-			reads[i] = b.readFetchItem(&items[i], isolation, maxBytes-total, total == 0)
-			total += reads[i].bytes
-			if reads[i].err != nil {
-				anyErr = true
-			}
-		}
-		return reads, total, anyErr
-	}
-	finish := func(reads []fetchRead) *protocol.Message {
-		if sess != nil {
-			defer sess.mu.Unlock()
-		}
-		return b.fetchResponse(r.hdr, req, items, reads, respID, incr)
-	}
-
-	reads, total, anyErr := readAll()
+	st := fetchState{b: b, hdr: r.hdr, req: req, sess: sess, items: items, incr: incr, respID: respID, maxBytes: maxBytes}
+	reads, total, anyErr := st.readAll()
 	if total >= int64(req.MinBytes) || req.MaxWaitMillis <= 0 || anyErr || len(items) == 0 {
-		r.deferMsg(func(context.Context) *protocol.Message { return finish(reads) })
+		// Answer at once, on this goroutine: nothing of st escapes.
+		r.respond(st.finish(reads))
 		return nil
 	}
+	ps := new(fetchState)
+	*ps = st
+	b.parkFetch(r, ps)
+	return nil
+}
 
-	// Park in the purgatory until enough bytes arrive or MaxWait passes.
+// fetchState is one fetch request's resolved partitions and limits.
+type fetchState struct {
+	b        *Broker
+	hdr      protocol.Header
+	req      *kmsg.FetchRequest
+	sess     *fetchSession // held (sess.mu) until finish; nil without a session
+	items    []fetchItem
+	incr     bool
+	respID   int32
+	maxBytes int64
+}
+
+// readAll reads every item within the response budget.
+func (st *fetchState) readAll() ([]fetchRead, int64, bool) {
+	reads := make([]fetchRead, len(st.items))
+	var total int64
+	anyErr := false
+	for i := range st.items {
+		reads[i] = st.b.readFetchItem(&st.items[i], st.req.IsolationLevel, st.maxBytes-total, total == 0)
+		total += reads[i].bytes
+		if reads[i].err != nil {
+			anyErr = true
+		}
+	}
+	return reads, total, anyErr
+}
+
+// finish builds the response and releases the session.
+func (st *fetchState) finish(reads []fetchRead) *protocol.Message {
+	if st.sess != nil {
+		defer st.sess.mu.Unlock()
+	}
+	return st.b.fetchResponse(st.hdr, st.req, st.items, reads, st.respID, st.incr)
+}
+
+// parkFetch parks a fetch in the purgatory until enough bytes arrive or
+// MaxWait passes.
+func (b *Broker) parkFetch(r *request, st *fetchState) {
+	req := st.req
 	w := &fetchWaiter{ch: make(chan struct{}, 1)}
 	var parked []*partition
-	for _, it := range items {
+	for _, it := range st.items {
 		if p, ok := b.parts.get(it.topic, it.part); ok {
 			p.addWaiter(w)
 			parked = append(parked, p)
@@ -212,23 +236,22 @@ func (b *Broker) handleFetch(r *request, req *kmsg.FetchRequest) kmsg.Response {
 		for {
 			select {
 			case <-w.ch:
-				reads, total, anyErr = readAll()
+				reads, total, anyErr := st.readAll()
 				if total >= int64(req.MinBytes) || anyErr {
-					return finish(reads)
+					return st.finish(reads)
 				}
 			case <-timer.C:
-				reads, _, _ = readAll()
-				return finish(reads)
+				reads, _, _ := st.readAll()
+				return st.finish(reads)
 			case <-ctx.Done():
-				reads, _, _ = readAll()
-				return finish(reads)
+				reads, _, _ := st.readAll()
+				return st.finish(reads)
 			case <-b.draining:
-				reads, _, _ = readAll()
-				return finish(reads)
+				reads, _, _ := st.readAll()
+				return st.finish(reads)
 			}
 		}
 	})
-	return nil
 }
 
 // readFetchItem reads one partition within the remaining response budget.
@@ -324,6 +347,7 @@ func (b *Broker) fetchResponse(h protocol.Header, req *kmsg.FetchRequest, items 
 		rp := kmsg.NewFetchResponseTopicPartition()
 		rp.Partition = it.part
 		rp.ErrorCode = errCode(rd.err)
+		b.fetchLeaderHint(req.Version, resp, &rp, it.topic)
 		rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = rd.hw, rd.lso, rd.logStart
 		rp.PreferredReadReplica = -1
 		rp.RecordBatches = []byte{} // an empty, non-null records field, as Kafka sends

@@ -3,8 +3,11 @@ package broker
 // Metadata: v0-13
 //
 // Behavior:
-//   - Lists every registered broker and the controller (the metadata
-//     quorum's leader).
+//   - Lists the live (registered, unfenced, not shutting down) brokers and
+//     the controller (the metadata quorum's leader), as Kafka does.
+//   - Partitions show leader, leader epoch, replicas and ISR from the
+//     metadata; a partition without a leader answers LEADER_NOT_AVAILABLE;
+//     replicas on brokers that are not live are OfflineReplicas.
 //   - Null topics (v1+) lists every topic; an empty list lists none.
 //   - A missing topic is created when AllowAutoTopicCreation (v4+; always for
 //     v0-3) and auto.create.topics.enable are both set, with num.partitions
@@ -30,7 +33,9 @@ func init() { register(3, 0, 13, (*Broker).handleMetadata) }
 
 func (b *Broker) handleMetadata(r *request, req *kmsg.MetadataRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	for _, br := range b.meta.Brokers() {
+	live := map[int32]bool{}
+	for _, br := range b.liveBrokers() {
+		live[br.NodeID] = true
 		mb := kmsg.NewMetadataResponseBroker()
 		mb.NodeID, mb.Host, mb.Port = br.NodeID, br.Host, br.Port
 		if br.Rack != "" {
@@ -60,6 +65,11 @@ func (b *Broker) handleMetadata(r *request, req *kmsg.MetadataRequest) kmsg.Resp
 			mp.Replicas = append([]int32{}, p.Replicas...)
 			mp.ISR = append([]int32{}, p.ISR...)
 			mp.OfflineReplicas = []int32{}
+			for _, id := range p.Replicas {
+				if !live[id] {
+					mp.OfflineReplicas = append(mp.OfflineReplicas, id)
+				}
+			}
 			if p.Leader < 0 {
 				mp.ErrorCode = kerr.LeaderNotAvailable.Code
 			}
@@ -122,9 +132,9 @@ func (b *Broker) handleMetadata(r *request, req *kmsg.MetadataRequest) kmsg.Resp
 // autoCreateTopic creates a topic with the broker's defaults. A concurrent
 // creation of the same name counts as success.
 func (b *Broker) autoCreateTopic(r *request, name string) (metadata.Topic, error) {
-	rf := b.set.replicationFactor
-	if n := int16(len(b.meta.Brokers())); rf > n {
-		rf = n
+	rf := min(b.set.replicationFactor, b.liveBrokerCount())
+	if err := b.checkReplicationFactor(int(rf)); err != nil {
+		return metadata.Topic{}, err
 	}
 	t, err := b.meta.CreateTopic(r.ctx, metadata.TopicSpec{Name: name, Partitions: b.set.numPartitions, ReplicationFactor: rf}, false)
 	if errors.Is(err, kerr.TopicAlreadyExists) {

@@ -3,8 +3,10 @@ package broker
 // FindCoordinator: v0-4
 //
 // Behavior:
-//   - Group keys (key type 0): this broker coordinates every group of a
-//     single node. The first request creates __consumer_offsets
+//   - Group keys (key type 0): on a single node this broker coordinates
+//     every group; in a cluster the coordinator is the leader of the
+//     group's __consumer_offsets partition (COORDINATOR_NOT_AVAILABLE while
+//     it has no live leader). The first request creates __consumer_offsets
 //     (offsets.topic.num.partitions, compacted, internal) and loads it in
 //     the background; until loading is done the answer is
 //     COORDINATOR_NOT_AVAILABLE, which clients retry.
@@ -26,28 +28,21 @@ func init() { register(10, 0, 4, (*Broker).handleFindCoordinator) }
 
 func (b *Broker) handleFindCoordinator(r *request, req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	host, port := splitHostPort(b.advertise)
-	find := func(key string) (int32, error) {
+	find := func(key string) (node int32, host string, port int32, err error) {
 		switch req.CoordinatorType {
 		case 0:
-			if err := b.groups.ensure(true); err != nil {
-				return -1, err
-			}
-			return b.cfg.NodeID, nil
+			return b.findCoordinator(&b.groups.internalLoader, b.groups.coord.PartitionFor(key))
 		case 1:
-			if err := b.txns.ensure(true); err != nil {
-				return -1, err
-			}
-			return b.cfg.NodeID, nil
+			return b.findCoordinator(&b.txns.internalLoader, b.txns.coord.PartitionFor(key))
 		default:
-			return -1, kerr.InvalidRequest
+			return -1, "", -1, kerr.InvalidRequest
 		}
 	}
 	if req.Version >= 4 {
 		for _, key := range req.CoordinatorKeys {
 			c := kmsg.NewFindCoordinatorResponseCoordinator()
 			c.Key = key
-			node, err := find(key)
+			node, host, port, err := find(key)
 			c.NodeID, c.ErrorCode, c.ErrorMessage = node, errCode(err), errMessage(err)
 			if err == nil {
 				c.Host, c.Port = host, port
@@ -58,7 +53,7 @@ func (b *Broker) handleFindCoordinator(r *request, req *kmsg.FindCoordinatorRequ
 		}
 		return resp
 	}
-	node, err := find(req.CoordinatorKey)
+	node, host, port, err := find(req.CoordinatorKey)
 	if err != nil {
 		resp.ErrorCode = errCode(err)
 		if req.Version >= 1 {
@@ -69,4 +64,31 @@ func (b *Broker) handleFindCoordinator(r *request, req *kmsg.FindCoordinatorRequ
 	}
 	resp.NodeID, resp.Host, resp.Port = node, host, port
 	return resp
+}
+
+// findCoordinator makes sure the internal topic of l exists and this
+// broker's share of it is loading, then names the coordinator of its
+// partition part: this broker on a single node; in a cluster the
+// partition's leader, or COORDINATOR_NOT_AVAILABLE while it has none or
+// while this broker, the leader, still loads it.
+func (b *Broker) findCoordinator(l *internalLoader, part int32) (int32, string, int32, error) {
+	loadErr := l.ensure(true)
+	if !b.clustered() {
+		if loadErr != nil {
+			return -1, "", -1, loadErr
+		}
+		host, port := splitHostPort(b.advertise)
+		return b.cfg.NodeID, host, port, nil
+	}
+	if _, ok := b.meta.Topic(l.topic); !ok {
+		return -1, "", -1, kerr.CoordinatorNotAvailable
+	}
+	br, err := b.coordinatorNode(l.topic, part)
+	if err != nil {
+		return -1, "", -1, err
+	}
+	if br.NodeID == b.cfg.NodeID && loadErr != nil {
+		return -1, "", -1, loadErr
+	}
+	return br.NodeID, br.Host, br.Port, nil
 }

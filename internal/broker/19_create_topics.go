@@ -4,7 +4,7 @@ package broker
 //
 // Behavior:
 //   - Creates topics through the metadata quorum; the call returns once the
-//     topic is committed and its partitions are open on this broker.
+//     topic is committed and the partitions this broker leads are open.
 //   - NumPartitions / ReplicationFactor of -1 (v4+) take num.partitions and
 //     default.replication.factor. A manual ReplicaAssignment is honoured.
 //   - Configs are validated against the topic config table: an unknown key
@@ -13,6 +13,9 @@ package broker
 //     INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_CONFIG,
 //     INVALID_REQUEST (a topic named twice in one request).
 //   - ValidateOnly (v1+) checks without creating.
+//   - In a cluster (several nodes) a replication factor above 1 answers
+//     INVALID_REPLICATION_FACTOR with a message: replication between brokers
+//     is not implemented yet, and a partition must not look replicated.
 //   - v5+ returns the topic's effective configs, partitions and replication
 //     factor; v7+ its topic id.
 //
@@ -77,6 +80,10 @@ func (b *Broker) handleCreateTopics(r *request, req *kmsg.CreateTopicsRequest) k
 		}
 		if spec.ReplicationFactor == -1 {
 			spec.ReplicationFactor = b.set.replicationFactor
+		}
+		if err := b.checkReplicationFactor(int(spec.ReplicationFactor)); err != nil {
+			fail(err)
+			continue
 		}
 		for _, c := range rt.Configs {
 			if c.Value == nil {

@@ -67,14 +67,16 @@ func (b *Broker) handleTxnOffsetCommit(r *request, req *kmsg.TxnOffsetCommitRequ
 }
 
 // txnOffsetsCheck verifies (or, v5+ under transaction.version 2, adds)
-// the group's __consumer_offsets partition in the producer's transaction.
+// the group's __consumer_offsets partition in the producer's transaction,
+// at the transaction coordinator wherever it is (in a cluster the group's
+// and the transactional id's coordinators may be different brokers).
 func (b *Broker) txnOffsetsCheck(ctx context.Context, req *kmsg.TxnOffsetCommitRequest) error {
 	gp := b.txns.coord.GroupPartition(req.Group)
 	var err error
 	if req.Version >= 5 && b.txns.version() >= 2 {
-		err = b.txns.coord.AddOffsets(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)
+		err = b.txnAddPartition(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, gp)
 	} else {
-		err = b.txns.coord.Verify(req.TransactionalID, req.ProducerID, req.ProducerEpoch, gp)
+		err = b.txnVerify(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, gp)
 	}
 	switch {
 	case err == nil:

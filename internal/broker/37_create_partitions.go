@@ -4,11 +4,13 @@ package broker
 //
 // Behavior:
 //   - Grows a topic to Count partitions through the metadata quorum; the
-//     new partitions are open on this broker when the call returns.
+//     new partitions this broker leads are open when the call returns.
 //   - Errors per topic: UNKNOWN_TOPIC_OR_PARTITION, INVALID_PARTITIONS
 //     (count not larger than the current one), INVALID_REPLICA_ASSIGNMENT,
 //     INVALID_REQUEST (a topic named twice).
 //   - ValidateOnly checks without applying.
+//   - In a cluster, a topic whose replication factor is above 1 answers
+//     INVALID_REPLICATION_FACTOR (replication is not implemented yet).
 //
 // Version notes:
 //   - v2: flexible
@@ -37,6 +39,8 @@ func (b *Broker) handleCreatePartitions(r *request, req *kmsg.CreatePartitionsRe
 			// Manual placement of new partitions needs the cluster's
 			// reassignment support; refuse clearly rather than ignore it.
 			err = kerr.InvalidReplicaAssignment
+		case b.topicReplicationErr(rt.Topic) != nil:
+			err = b.topicReplicationErr(rt.Topic)
 		default:
 			err = b.meta.CreatePartitions(r.ctx, rt.Topic, rt.Count, req.ValidateOnly)
 		}

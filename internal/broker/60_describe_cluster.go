@@ -4,7 +4,7 @@ package broker
 //
 // Behavior:
 //   - The cluster id, the controller (the metadata quorum's leader) and
-//     every registered broker.
+//     the live brokers (registered, unfenced, not shutting down), as Kafka.
 //   - EndpointType (v1+) 1 = brokers is answered; 2 = controllers answers
 //     UNSUPPORTED_ENDPOINT_TYPE, as a broker listener does in Kafka.
 //
@@ -33,7 +33,7 @@ func (b *Broker) handleDescribeCluster(r *request, req *kmsg.DescribeClusterRequ
 	} else {
 		resp.ClusterAuthorizedOperations = -2147483648
 	}
-	for _, br := range b.meta.Brokers() {
+	for _, br := range b.liveBrokers() {
 		rb := kmsg.NewDescribeClusterResponseBroker()
 		rb.NodeID, rb.Host, rb.Port = br.NodeID, br.Host, br.Port
 		if br.Rack != "" {

@@ -39,6 +39,11 @@ type Broker struct {
 	admin     *http.Server
 	advertise string
 
+	// clusterCfg is set when the configuration makes this node one of
+	// several (Config.clustered); see Broker.clustered.
+	clusterCfg bool
+
+	inter    interBroker // requests to other brokers (interbroker.go)
 	parts    *partitionTable
 	groups   *groups
 	pids     *txn.ProducerIDs
@@ -80,6 +85,7 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{cfg: cfg, set: set, logger: cfg.Logger}
+	b.inter.b = b
 	b.conns.m = map[*conn]struct{}{}
 	b.draining = make(chan struct{})
 	b.ctx, b.cancel = context.WithCancel(context.Background())
@@ -121,25 +127,35 @@ func New(cfg Config) (*Broker, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	voters, _ := cfg.voters() // validated
+	b.clusterCfg = cfg.clustered()
 	b.meta, err = metadata.Open(ctx, metadata.Config{
-		NodeID: cfg.NodeID,
-		Dir:    filepath.Join(cfg.DataDir, "metadata"),
-		Addr:   b.advertise,
-		Logger: b.logger.With("component", "metadata"),
+		NodeID:                  cfg.NodeID,
+		Dir:                     filepath.Join(cfg.DataDir, "metadata"),
+		Addr:                    b.advertise,
+		Rack:                    set.rack,
+		RaftAddr:                cfg.ControllerListen,
+		Voters:                  voters,
+		ElectionTimeout:         cfg.ElectionTimeout,
+		BrokerSessionTimeout:    set.sessionTimeout,
+		BrokerHeartbeatInterval: set.heartbeatInterval,
+		Logger:                  b.logger.With("component", "metadata"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: open metadata: %w", err)
 	}
 	b.parts = newPartitionTable(b)
+	// The coordinators exist before the subscription: leadership events
+	// of their internal topics reach them from the first event on.
+	b.groups = newGroups(b)
+	b.pids = txn.NewProducerIDs(b.meta, txn.DefaultBlockSize)
+	b.txns = newTxns(b)
 	// Subscribe before the initial sync so no change falls between them.
 	b.unsub = b.meta.Subscribe(b.parts.onEvent)
 	if err := b.parts.syncAll(); err != nil {
 		return nil, err
 	}
-	b.groups = newGroups(b)
 	b.groups.start()
-	b.pids = txn.NewProducerIDs(b.meta, txn.DefaultBlockSize)
-	b.txns = newTxns(b)
 	b.txns.start()
 
 	if cfg.AdminListen != "" {
@@ -155,7 +171,7 @@ func New(cfg Config) (*Broker, error) {
 		})
 	}
 	b.logger.Info("broker started", "node-id", cfg.NodeID, "listen", b.ln.Addr().String(),
-		"advertise", b.advertise, "data-dir", cfg.DataDir, "clean-shutdown", b.logs.WasCleanShutdown())
+		"advertise", b.advertise, "controller-listen", cfg.ControllerListen, "clustered", b.clusterCfg, "data-dir", cfg.DataDir, "clean-shutdown", b.logs.WasCleanShutdown())
 	ok = true
 	return b, nil
 }
@@ -245,6 +261,7 @@ func (b *Broker) Serve() error {
 // clean-shutdown marker.
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.once.Do(func() {
+		b.controlledShutdown(ctx)
 		b.closing.Store(true)
 		close(b.draining)
 		_ = b.ln.Close()
@@ -305,6 +322,7 @@ func (b *Broker) closeResources() error {
 	if b.groups != nil {
 		b.groups.close()
 	}
+	b.inter.close()
 	b.wg.Wait()
 	if b.parts != nil {
 		b.parts.close()
@@ -350,9 +368,9 @@ func splitHostPort(addr string) (string, int32) {
 // CreateTopic creates a topic with this broker's defaults for anything not
 // given (replication factor 1 on a single node); for tests and tools.
 func (b *Broker) CreateTopic(ctx context.Context, name string, partitions int32, configs map[string]string) error {
-	rf := b.set.replicationFactor
-	if n := int16(len(b.meta.Brokers())); rf > n {
-		rf = n
+	rf := min(b.set.replicationFactor, b.liveBrokerCount())
+	if b.clustered() {
+		rf = 1
 	}
 	_, err := b.meta.CreateTopic(ctx, metadata.TopicSpec{Name: name, Partitions: partitions, ReplicationFactor: rf, Configs: configs}, false)
 	return err

@@ -36,6 +36,17 @@ type Config struct {
 	// ForceCopy disables sendfile for fetch responses (the copy path used
 	// for TLS); for benchmarks and tests.
 	ForceCopy bool
+	// ControllerListen is the controller listener (--controller-listen):
+	// the metadata quorum's Raft transport and write forwarding. Empty with
+	// no ControllerVoters: a single node on an in-memory transport.
+	ControllerListen string
+	// ControllerVoters is controller.quorum.voters (--controller-voters),
+	// "1@host:9093,2@host:9193,...". A node in the list is a voter; a node
+	// not in it joins as a broker-only node. Empty: a single node.
+	ControllerVoters string
+	// ElectionTimeout is the metadata quorum's Raft heartbeat/election
+	// timeout with several voters; zero = raft's default (1 s).
+	ElectionTimeout time.Duration
 }
 
 // settings is the typed view of Config.Settings.
@@ -72,6 +83,10 @@ type settings struct {
 	txnAbortInterval time.Duration
 	txnVersion       int16         // transaction.version: the finalized feature level (KIP-890)
 	txnIDExpiration  time.Duration // transactional.id.expiration.ms
+
+	rack              string        // broker.rack
+	sessionTimeout    time.Duration // broker.session.timeout.ms
+	heartbeatInterval time.Duration // broker.heartbeat.interval.ms
 	// topicDefaults maps topic config name -> broker-level default value,
 	// for topic configs whose BrokerKey is set in Settings.
 	topicDefaults map[string]string
@@ -119,6 +134,9 @@ var brokerOnlySettings = []SettingDef{
 	{Name: "transactional.id.expiration.ms", Type: metadata.TypeInt, Default: "604800000", Doc: "A transactional id with no transaction for this long is removed from __transaction_state.", Validate: intRange(1, 1<<31-1)},
 	{Name: "producer.id.expiration.ms", Type: metadata.TypeInt, Default: "86400000", Doc: "A partition forgets an idempotent producer with no append for this long (its next batch is accepted at any sequence).", Validate: intRange(1, 1<<31-1)},
 	{Name: "producer.id.expiration.check.interval.ms", Type: metadata.TypeInt, Default: "600000", Doc: "How often expired producer ids are removed.", Validate: intRange(1, 1<<31-1)},
+	{Name: "broker.rack", Type: metadata.TypeString, Default: "", Doc: "Rack of this broker, for rack-aware replica placement."},
+	{Name: "broker.session.timeout.ms", Type: metadata.TypeInt, Default: "9000", Doc: "The active controller fences a broker whose last heartbeat is older than this.", Validate: intRange(100, 1<<31-1)},
+	{Name: "broker.heartbeat.interval.ms", Type: metadata.TypeInt, Default: "2000", Doc: "How often this broker heartbeats to the active controller.", Validate: intRange(10, 1<<31-1)},
 	{Name: "fetch.max.bytes", Type: metadata.TypeInt, Default: strconv.Itoa(55 << 20), Doc: "Upper bound on the bytes of one fetch response.", Validate: intRange(1024, 1<<31-1)},
 }
 
@@ -166,7 +184,36 @@ func (cfg Config) Validate() error {
 			return fmt.Errorf("broker: advertise %q: %w", cfg.Advertise, err)
 		}
 	}
+	if _, err := cfg.voters(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// voters parses ControllerVoters.
+func (cfg Config) voters() ([]metadata.Voter, error) {
+	if cfg.ControllerVoters == "" {
+		return nil, nil
+	}
+	v, err := metadata.ParseVoters(cfg.ControllerVoters)
+	if err != nil {
+		return nil, fmt.Errorf("broker: controller voters: %w", err)
+	}
+	return v, nil
+}
+
+// clustered reports whether the node is part of a cluster of several
+// nodes: several voters, or a broker-only node following other voters.
+// A lone voter (no voters, or only this node) is the single-node mode.
+func (cfg Config) clustered() bool {
+	v, _ := cfg.voters()
+	switch {
+	case len(v) == 0:
+		return false
+	case len(v) == 1:
+		return v[0].NodeID != cfg.withDefaults().NodeID
+	}
+	return true
 }
 
 // settings parses Settings through the table.
@@ -266,6 +313,10 @@ func (cfg Config) settings() (settings, error) {
 		txnAbortInterval: ms("transaction.abort.timed.out.transaction.cleanup.interval.ms"),
 		txnVersion:       int16(i64("transaction.version")),
 		txnIDExpiration:  ms("transactional.id.expiration.ms"),
+
+		rack:              get("broker.rack"),
+		sessionTimeout:    ms("broker.session.timeout.ms"),
+		heartbeatInterval: ms("broker.heartbeat.interval.ms"),
 	}
 	for _, d := range BrokerSettings() {
 		if d.Topic == "" {

@@ -48,6 +48,8 @@ type conn struct {
 	// readStop is closed to ask the reader to stop after the current frame.
 	readStop     chan struct{}
 	readStopOnce sync.Once
+	// hp parses request headers; it is the reader's (handleFrame's) alone.
+	hp protocol.HeaderParser
 }
 
 // pending is one request's response slot in the connection's ordered queue.
@@ -65,6 +67,8 @@ type pending struct {
 	// serial makes the reader wait for this response before reading the
 	// next request (coordinator requests: their effects must be ordered).
 	serial bool
+	// req is the request being handled, allocated with its slot.
+	req request
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
@@ -174,7 +178,7 @@ func (c *conn) readLoop(ctx context.Context) error {
 // handleFrame decodes one request and runs its handler. An error closes the
 // connection.
 func (c *conn) handleFrame(ctx context.Context, frame []byte) (p *pending, key int16, err error) {
-	hdr, body, err := protocol.ParseHeader(frame)
+	hdr, body, err := c.hp.Parse(frame)
 	if err != nil {
 		return nil, -1, fmt.Errorf("request header: %w", err)
 	}
@@ -208,7 +212,8 @@ func (c *conn) handleFrame(ctx context.Context, frame []byte) (p *pending, key i
 			p, err = nil, fmt.Errorf("panic in %s handler: %v", h.name, r)
 		}
 	}()
-	r := &request{ctx: ctx, c: c, hdr: hdr, p: p}
+	r := &p.req
+	*r = request{ctx: ctx, c: c, hdr: hdr, p: p}
 	resp := h.fn(c.b, r, req)
 	switch {
 	case r.deferred:
@@ -290,6 +295,17 @@ func (r *request) later(fn func(ctx context.Context) kmsg.Response) {
 func (r *request) serial(fn func(ctx context.Context) kmsg.Response) {
 	r.later(fn)
 	r.p.serial = true
+}
+
+// respond answers the request at once with a message the handler built
+// itself (Fetch), with no goroutine; the handler then returns nil.
+func (r *request) respond(m *protocol.Message) {
+	r.deferred = true
+	if m == nil {
+		r.p.none = true
+		return
+	}
+	r.p.msg = m
 }
 
 // deferMsg is later for handlers that build the serialized message

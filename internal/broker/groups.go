@@ -51,7 +51,7 @@ func newGroups(b *Broker) *groups {
 }
 
 func (g *groups) load(ctx context.Context) error {
-	return g.b.loadInternal(ctx, offsetsTopic, g.b.set.offsetsPartitions, g.b.set.offsetsReplication, g.coord.Load)
+	return g.b.loadInternal(ctx, offsetsTopic, g.b.set.offsetsPartitions, g.b.set.offsetsReplication, g.coord.Load, g.coord.Unload)
 }
 
 func (g *groups) close() { g.coord.Close() }
@@ -67,8 +67,9 @@ type internalLoader struct {
 	load  func(ctx context.Context) error
 
 	mu      sync.Mutex
-	ready   bool          // topic exists and every partition is loaded
+	ready   bool          // topic exists and every partition this broker leads is loaded
 	loading chan struct{} // closed when the current load attempt ends; nil if none
+	again   bool          // leadership changed during the current load: load once more
 }
 
 // start loads the coordinator if its topic already exists (a restart), in
@@ -94,23 +95,52 @@ func (l *internalLoader) ensure(create bool) error {
 	if _, ok := l.b.meta.Topic(l.topic); !ok && !create {
 		return kerr.CoordinatorNotAvailable
 	}
+	if l.b.closing.Load() {
+		return kerr.CoordinatorNotAvailable
+	}
 	done := make(chan struct{})
 	l.loading = done
+	l.again = false
 	l.b.goFunc(l.topic+"-load", func() {
 		defer close(done)
-		ctx, cancel := context.WithTimeout(l.b.ctx, 5*time.Minute)
-		err := l.load(ctx)
-		cancel()
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		l.loading = nil
-		if err != nil {
-			l.b.logger.Error("loading "+l.what+" failed; will retry on the next request", "err", err)
+		for {
+			ctx, cancel := context.WithTimeout(l.b.ctx, 5*time.Minute)
+			err := l.load(ctx)
+			cancel()
+			l.mu.Lock()
+			if l.again && l.b.ctx.Err() == nil {
+				l.again = false
+				l.mu.Unlock()
+				continue
+			}
+			defer l.mu.Unlock()
+			l.loading = nil
+			if err != nil {
+				l.b.logger.Error("loading "+l.what+" failed; will retry on the next request", "err", err)
+				return
+			}
+			l.ready = true
 			return
 		}
-		l.ready = true
 	})
 	return kerr.CoordinatorNotAvailable
+}
+
+// leadershipChanged is called (from the metadata apply goroutine, so it
+// must not block) when the topic or the leadership of one of its
+// partitions changed: load the partitions this broker now leads and
+// unload those it lost, in the background.
+func (l *internalLoader) leadershipChanged() {
+	l.mu.Lock()
+	l.ready = false
+	loading := l.loading != nil
+	if loading {
+		l.again = true
+	}
+	l.mu.Unlock()
+	if !loading {
+		l.ensure(false) //nolint:errcheck // COORDINATOR_NOT_AVAILABLE while loading: nothing to report
+	}
 }
 
 // state reports whether the coordinator is loaded or loading.
@@ -121,31 +151,47 @@ func (l *internalLoader) state() (ready, loading bool) {
 }
 
 // loadInternal creates (if needed) an internal topic and loads each of
-// its partitions with load.
-func (b *Broker) loadInternal(ctx context.Context, name string, partitions int32, rf int16, load func(context.Context, int32) error) error {
+// its partitions this broker leads with load (every partition on a single
+// node); unload, if set, is called for the partitions it does not lead.
+func (b *Broker) loadInternal(ctx context.Context, name string, partitions int32, rf int16, load func(context.Context, int32) error, unload func(int32)) error {
 	t, err := b.internalTopic(ctx, name, partitions, rf)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
+	var errs []error
+	loaded := 0
 	for _, p := range t.Partitions {
-		if err := load(ctx, p.ID); err != nil {
-			return fmt.Errorf("load %s/%d: %w", name, p.ID, err)
+		if !b.leads(p) {
+			if unload != nil {
+				unload(p.ID)
+			}
+			continue
 		}
+		if err := load(ctx, p.ID); err != nil {
+			errs = append(errs, fmt.Errorf("load %s/%d: %w", name, p.ID, err))
+			continue
+		}
+		loaded++
 	}
-	b.logger.Info("loaded internal topic", "topic", name, "partitions", len(t.Partitions), "took", time.Since(start).Round(time.Millisecond))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	b.logger.Info("loaded internal topic", "topic", name, "partitions", loaded, "of", len(t.Partitions), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
 // internalTopic returns an internal topic (__consumer_offsets,
 // __transaction_state), creating it compacted on first use with the
-// replication factor capped by the brokers available, as Kafka does.
+// replication factor capped by the live brokers, as Kafka does (1 in a
+// cluster until replication exists).
 func (b *Broker) internalTopic(ctx context.Context, name string, partitions int32, rf int16) (metadata.Topic, error) {
 	if t, ok := b.meta.Topic(name); ok {
 		return t, nil
 	}
-	if n := int16(len(b.meta.Brokers())); rf > n {
-		rf = n
+	rf = min(rf, b.liveBrokerCount())
+	if b.clustered() {
+		rf = 1 // no replication yet: every partition lives on its leader only
 	}
 	t, err := b.meta.CreateTopic(ctx, metadata.TopicSpec{
 		Name:              name,

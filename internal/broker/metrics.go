@@ -4,11 +4,13 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // metrics are the broker's Prometheus metrics, on a registry of its own so
@@ -26,6 +28,15 @@ type metrics struct {
 	badFrames    prometheus.Counter
 	panics       prometheus.Counter
 	fetchParked  prometheus.Gauge
+	// perAPI caches the request counter and latency histogram of each API
+	// key, so observing a request does not hash its label.
+	perAPI [kmsg.MaxKey + 1]atomic.Pointer[apiMetrics]
+}
+
+// apiMetrics are one API's children of the per-API metric vectors.
+type apiMetrics struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
 }
 
 func newMetrics(b *Broker) *metrics {
@@ -56,8 +67,24 @@ func newMetrics(b *Broker) *metrics {
 }
 
 func (m *metrics) observe(p *pending) {
-	m.requests.WithLabelValues(p.api).Inc()
-	m.latency.WithLabelValues(p.api).Observe(time.Since(p.start).Seconds())
+	am := m.forAPI(p.hdr.Key, p.api)
+	am.requests.Inc()
+	am.latency.Observe(time.Since(p.start).Seconds())
+}
+
+// forAPI returns the cached per-API metrics of key, creating them (and
+// their series) on the API's first request.
+func (m *metrics) forAPI(key int16, api string) *apiMetrics {
+	if key < 0 || int(key) >= len(m.perAPI) {
+		return &apiMetrics{requests: m.requests.WithLabelValues(api), latency: m.latency.WithLabelValues(api)}
+	}
+	slot := &m.perAPI[key]
+	if am := slot.Load(); am != nil {
+		return am
+	}
+	am := &apiMetrics{requests: m.requests.WithLabelValues(api), latency: m.latency.WithLabelValues(api)}
+	slot.CompareAndSwap(nil, am)
+	return slot.Load()
 }
 
 // partitionCollector reports per-partition sizes and offsets at scrape time.

@@ -31,6 +31,9 @@ type partition struct {
 
 	waitMu  sync.Mutex
 	waiters map[*fetchWaiter]struct{}
+	// nWaiters is len(waiters), readable without waitMu: an append with
+	// no parked fetch (the common case) wakes nobody without locking.
+	nWaiters atomic.Int32
 }
 
 // highWatermark is the offset below which records are visible to consumers.
@@ -52,17 +55,26 @@ func (p *partition) addWaiter(w *fetchWaiter) {
 		p.waiters = map[*fetchWaiter]struct{}{}
 	}
 	p.waiters[w] = struct{}{}
+	p.nWaiters.Store(int32(len(p.waiters)))
 	p.waitMu.Unlock()
 }
 
 func (p *partition) removeWaiter(w *fetchWaiter) {
 	p.waitMu.Lock()
 	delete(p.waiters, w)
+	p.nWaiters.Store(int32(len(p.waiters)))
 	p.waitMu.Unlock()
 }
 
-// wake tells every parked fetch on this partition that data arrived.
+// wake tells every parked fetch on this partition that data arrived. It
+// runs after every append; without parked fetches it is one atomic load.
+// A fetch registers (addWaiter) and then re-reads, and an append
+// publishes its data before calling wake, so one of the two sees the
+// other: either the re-read finds the data or wake finds the waiter.
 func (p *partition) wake() {
+	if p.nWaiters.Load() == 0 {
+		return
+	}
 	p.waitMu.Lock()
 	for w := range p.waiters {
 		w.wake()
@@ -155,7 +167,8 @@ func (t *partitionTable) syncTopic(name string) error {
 		return fmt.Errorf("broker: topic %s config: %w", name, err)
 	}
 	for _, mp := range topic.Partitions {
-		if !hostsReplica(mp, t.b.cfg.NodeID) {
+		if !t.b.leads(mp) {
+			t.drop(tpKey{name, mp.ID}) // hosted on its leader only (leadership.go)
 			continue
 		}
 		key := tpKey{name, mp.ID}
@@ -231,10 +244,11 @@ func (t *partitionTable) removeTopic(name string) {
 // inline to make a created topic usable as soon as CreateTopics returns.
 func (t *partitionTable) onEvent(ev metadata.Event) {
 	switch ev.Kind {
-	case metadata.TopicCreated, metadata.PartitionsAdded, metadata.TopicConfigChanged, metadata.TopicDeleted:
+	case metadata.TopicCreated, metadata.PartitionsAdded, metadata.TopicConfigChanged, metadata.TopicDeleted, metadata.PartitionChanged:
 		if err := t.syncTopic(ev.Topic); err != nil {
 			t.b.logger.Error("apply topic change", "topic", ev.Topic, "err", err)
 		}
+		t.b.topicEvent(ev) // leadership.go
 	case metadata.BrokerConfigChanged:
 	}
 }

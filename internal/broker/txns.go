@@ -97,7 +97,7 @@ func (t *txns) load(ctx context.Context) error {
 	if err := t.b.groups.ensure(true); err != nil && !errors.Is(err, kerr.CoordinatorNotAvailable) {
 		return err
 	}
-	return t.b.loadInternal(ctx, txnStateTopic, t.b.set.txnPartitions, t.b.set.txnReplication, t.coord.Load)
+	return t.b.loadInternal(ctx, txnStateTopic, t.b.set.txnPartitions, t.b.set.txnReplication, t.coord.Load, nil)
 }
 
 func (t *txns) close() { t.coord.Close() }
@@ -109,6 +109,11 @@ func (t *txns) close() { t.coord.Close() }
 type txnMarkers struct{ b *Broker }
 
 func (m txnMarkers) WriteMarker(ctx context.Context, tp txn.Partition, pid int64, epoch int16, commit bool) error {
+	// In a cluster, a partition led by another broker gets its marker
+	// through WriteTxnMarkers (interbroker.go).
+	if node, remote := m.b.markerLeader(tp); remote {
+		return m.b.remoteMarker(ctx, node, tp, pid, epoch, commit)
+	}
 	if tp.Topic == offsetsTopic {
 		return m.b.groups.coord.CompleteTxn(ctx, tp.Partition, pid, epoch, commit)
 	}
