@@ -3,6 +3,7 @@ package broker
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,18 +35,32 @@ const (
 // backpressure instead of an unbounded queue.
 const maxInFlight = 64
 
+// inlineWriteLimit is the largest response the reader goroutine writes
+// itself when the writer is idle; larger ones (big fetches) go to the
+// writer so that reading and handling the next request overlaps the send.
+const inlineWriteLimit = protocol.SmallMessageLimit
+
 // conn serves one client connection. A reader goroutine decodes requests and
 // runs their handlers in arrival order; a writer goroutine sends responses in
 // the same order, waiting for deferred ones (acks=all produce, long-poll
-// fetch) without holding up the handling of the requests behind them.
+// fetch) without holding up the handling of the requests behind them. A
+// response that is ready at once and small, while nothing is queued for the
+// writer, is written by the reader itself: no hand-off, no wake-up.
 type conn struct {
 	b      *Broker
 	nc     net.Conn
 	logger *slog.Logger
 
-	out       chan *pending
-	closeOnce sync.Once
-	wg        sync.WaitGroup // the writer and deferred-response goroutines
+	out chan *pending
+	// queued counts the responses handed to the writer (sent on out) that
+	// it has not finished with. Zero means the writer is idle and has
+	// written everything before: the reader may write the next response
+	// itself without breaking the order.
+	queued atomic.Int32
+	// writerStarted is the reader's: the writer goroutine runs.
+	writerStarted bool
+	closeOnce     sync.Once
+	wg            sync.WaitGroup // the writer and deferred-response goroutines
 	// readStop is closed to ask the reader to stop after the current frame.
 	readStop     chan struct{}
 	readStopOnce sync.Once
@@ -97,13 +113,6 @@ func (c *conn) serve(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.writeLoop(ctx)
-		// If the writer stops (write error), stop the reader too.
-		c.close()
-	}()
 	err := c.readLoop(ctx)
 	close(c.out)
 	if err != nil {
@@ -113,9 +122,87 @@ func (c *conn) serve(ctx context.Context) {
 	c.close()
 }
 
+// startWriter starts the writer goroutine, on the first response that
+// goes through the queue: a connection whose responses are all written
+// inline (an idle one, a one-request-at-a-time client) never has one.
+// Called by the reader only.
+func (c *conn) startWriter(ctx context.Context) {
+	if c.writerStarted {
+		return
+	}
+	c.writerStarted = true
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.writeLoop(ctx)
+		// If the writer stops (write error), stop the reader too.
+		c.close()
+	}()
+}
+
+// readAheadSize is the connection's read buffer. Small requests (ApiVersions,
+// Metadata, Fetch, a one-record Produce) arrive whole in one read; larger
+// bodies are read straight into a pooled frame buffer (bufio reads directly
+// into the destination when it is at least this large), so an idle
+// connection holds only this much.
+const readAheadSize = 2 << 10
+
+// frameClasses are the sizes of the pooled frame buffers of Produce and
+// Fetch requests (the requests whose handlers are done with the frame when
+// they return); larger frames are allocated as they arrive.
+var frameClasses = [...]int{4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20}
+
+var framePools [len(frameClasses)]sync.Pool
+
+// getFrameBuf returns a pooled buffer of at least n bytes, nil above the
+// largest class.
+func getFrameBuf(n int) *[]byte {
+	for i, size := range frameClasses {
+		if n <= size {
+			if b, ok := framePools[i].Get().(*[]byte); ok {
+				return b
+			}
+			b := make([]byte, size)
+			return &b
+		}
+	}
+	return nil
+}
+
+// putFrameBuf returns a buffer from getFrameBuf to its pool.
+func putFrameBuf(b *[]byte) {
+	for i, size := range frameClasses {
+		if cap(*b) == size {
+			*b = (*b)[:size]
+			framePools[i].Put(b)
+			return
+		}
+	}
+}
+
+// peekFrame reads ahead the size prefix and api key of the next frame.
+// ok is false when the size is invalid (ReadFrame then reports it) or the
+// bytes could not be read (ReadFrame reports that too).
+func peekFrame(br *bufio.Reader, limit int32) (key int16, size int, ok bool) {
+	if limit <= 0 {
+		limit = protocol.DefaultMaxFrameSize
+	}
+	b, err := br.Peek(4)
+	if err != nil {
+		return 0, 0, false
+	}
+	n := int32(binary.BigEndian.Uint32(b))
+	if n < protocol.MinFrameSize || n > limit {
+		return 0, 0, false
+	}
+	if b, err = br.Peek(6); err != nil {
+		return 0, 0, false
+	}
+	return int16(binary.BigEndian.Uint16(b[4:])), int(n), true
+}
+
 func (c *conn) readLoop(ctx context.Context) error {
-	br := bufio.NewReaderSize(c.nc, 64<<10)
-	var buf []byte
+	br := bufio.NewReaderSize(c.nc, readAheadSize)
 	for {
 		select {
 		case <-c.readStop:
@@ -125,8 +212,21 @@ func (c *conn) readLoop(ctx context.Context) error {
 		if err := c.nc.SetReadDeadline(time.Now().Add(c.b.set.idleTimeout)); err != nil {
 			return err
 		}
+		// Produce and Fetch frames go into pooled buffers, returned once
+		// the handler is done with them; other requests keep their frame
+		// (their decoded values alias it), which is allocated.
+		var body *[]byte
+		var buf []byte
+		if key, size, ok := peekFrame(br, c.b.set.maxRequestSize); ok && (key == produceKey || key == fetchKey) {
+			if body = getFrameBuf(size); body != nil {
+				buf = (*body)[:0]
+			}
+		}
 		frame, err := protocol.ReadFrame(br, c.b.set.maxRequestSize, buf)
 		if err != nil {
+			if body != nil {
+				putFrameBuf(body)
+			}
 			switch {
 			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 				return nil
@@ -149,17 +249,24 @@ func (c *conn) readLoop(ctx context.Context) error {
 		// Decoded requests alias the frame's bytes. Produce and Fetch
 		// handlers are done with them when they return (records are
 		// appended synchronously; deferred work keeps no request bytes), so
-		// their small frames are reused; any other request keeps its own.
-		if (key == produceKey || key == fetchKey) && cap(frame) <= 1<<20 {
-			buf = frame[:0]
-		} else {
-			buf = nil
+		// their pooled frames go back at once. After a failure (a panic
+		// may have left references behind) the buffer is left to the GC.
+		if body != nil && err == nil && (key == produceKey || key == fetchKey) {
+			putFrameBuf(body)
 		}
 		if err != nil {
 			c.b.metrics.badFrames.Inc()
 			c.logger.Warn("closing connection: bad request", "err", err)
 			return err
 		}
+		if p.ready == nil && c.queued.Load() == 0 && (p.none || p.msg.Len() <= inlineWriteLimit) {
+			if err := c.writeInline(p); err != nil {
+				return err
+			}
+			continue
+		}
+		c.startWriter(ctx)
+		c.queued.Add(1)
 		select {
 		case c.out <- p:
 		case <-ctx.Done():
@@ -225,36 +332,63 @@ func (c *conn) handleFrame(ctx context.Context, frame []byte) (p *pending, key i
 	return p, key, nil
 }
 
+// writeInline writes a ready response from the reader goroutine while the
+// writer is idle (queued == 0). An error closes the connection.
+func (c *conn) writeInline(p *pending) error {
+	c.b.metrics.observe(p)
+	if p.none {
+		return nil
+	}
+	err := c.b.sender.Send(c.nc, p.msg)
+	c.b.metrics.bytesOut.Add(float64(p.msg.Len()))
+	p.msg.Release()
+	if err != nil {
+		c.close()
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
 func (c *conn) writeLoop(ctx context.Context) {
 	for p := range c.out {
-		if p.ready != nil {
-			select {
-			case <-p.ready:
-			case <-ctx.Done():
-				c.drain()
-				return
-			}
-		}
-		if p.fail != nil {
-			c.logger.Warn("closing connection", "api", p.api, "err", p.fail)
-			c.close()
-			c.drain()
-			return
-		}
-		c.b.metrics.observe(p)
-		if p.none {
-			continue
-		}
-		err := c.b.sender.Send(c.nc, p.msg)
-		c.b.metrics.bytesOut.Add(float64(p.msg.Len()))
-		p.msg.Release()
-		if err != nil {
-			c.logger.Debug("write failed; closing connection", "err", err)
-			c.close()
+		ok := c.writeQueued(ctx, p)
+		c.queued.Add(-1)
+		if !ok {
 			c.drain()
 			return
 		}
 	}
+}
+
+// writeQueued sends one queued response, waiting for it if deferred. It
+// returns false when the connection must close (it is then closed).
+func (c *conn) writeQueued(ctx context.Context, p *pending) bool {
+	if p.ready != nil {
+		select {
+		case <-p.ready:
+		case <-ctx.Done():
+			// The response may still be in the making: drain waits for it.
+			return false
+		}
+	}
+	if p.fail != nil {
+		c.logger.Warn("closing connection", "api", p.api, "err", p.fail)
+		c.close()
+		return false
+	}
+	c.b.metrics.observe(p)
+	if p.none {
+		return true
+	}
+	err := c.b.sender.Send(c.nc, p.msg)
+	c.b.metrics.bytesOut.Add(float64(p.msg.Len()))
+	p.msg.Release()
+	if err != nil {
+		c.logger.Debug("write failed; closing connection", "err", err)
+		c.close()
+		return false
+	}
+	return true
 }
 
 // drain consumes the queue after the writer gave up, so the reader never
@@ -265,6 +399,7 @@ func (c *conn) drain() {
 			<-p.ready
 		}
 		p.msg.Release()
+		c.queued.Add(-1)
 	}
 }
 

@@ -479,6 +479,15 @@ func (f *fsm) topicByID(id [16]byte) (Topic, bool) {
 	return f.mu.st.topics[name].Clone(), true
 }
 
+// topicNameByID is topicByID without the copy: the name alone (the
+// lookup of every Fetch and Produce by topic id).
+func (f *fsm) topicNameByID(id [16]byte) (string, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	name, ok := f.mu.st.topicIDs[id]
+	return name, ok
+}
+
 func (f *fsm) topics() []Topic {
 	f.mu.RLock()
 	defer f.mu.RUnlock()

@@ -647,6 +647,10 @@ func (s *Store) PartitionCount(name string) (int32, bool) { return s.fsm.partiti
 // TopicByID returns a topic by its id.
 func (s *Store) TopicByID(id [16]byte) (Topic, bool) { return s.fsm.topicByID(id) }
 
+// TopicNameByID returns the name of the topic with this id, without
+// copying its metadata (for request handlers that only resolve ids).
+func (s *Store) TopicNameByID(id [16]byte) (string, bool) { return s.fsm.topicNameByID(id) }
+
 // Topics returns copies of all topics ordered by name.
 func (s *Store) Topics() []Topic { return s.fsm.topics() }
 

@@ -173,6 +173,9 @@ func TestCreateTopicValidation(t *testing.T) {
 			if byID, ok := s.TopicByID(tp.ID); !ok || byID.Name != tp.Name {
 				t.Fatalf("TopicByID = %+v, %v", byID, ok)
 			}
+			if name, ok := s.TopicNameByID(tp.ID); !ok || name != tp.Name {
+				t.Fatalf("TopicNameByID = %q, %v", name, ok)
+			}
 			for i, p := range tp.Partitions {
 				if p.ID != int32(i) || p.Leader != p.Replicas[0] || p.LeaderEpoch != 0 || !reflect.DeepEqual(p.ISR, p.Replicas) {
 					t.Errorf("partition %d = %+v", i, p)
@@ -365,6 +368,9 @@ func TestTopicLifecycle(t *testing.T) {
 	}
 	if _, ok := s.TopicByID(tp.ID); ok {
 		t.Fatal("topic id still there")
+	}
+	if name, ok := s.TopicNameByID(tp.ID); ok {
+		t.Fatalf("TopicNameByID of a deleted topic = %q", name)
 	}
 	// Re-created topics get a new id.
 	tp2, err := s.CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 1, ReplicationFactor: 1}, false)

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -151,6 +152,71 @@ func TestSenderTruncatedRegion(t *testing.T) {
 	}
 }
 
+// Messages up to SmallMessageLimit are gathered (regions read with pread,
+// one write); larger ones send their regions with sendfile. Both put the
+// same bytes on the wire, and the stats say which path the regions took.
+func TestSenderSmallMessagesGathered(t *testing.T) {
+	data := make([]byte, 2*SmallMessageLimit)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	f := regionFile{tempFile(t, data)}
+	client, server := tcpPair(t)
+	for _, size := range []int64{SmallMessageLimit / 4, SmallMessageLimit + 4096} {
+		var stats SendStats
+		s := &Sender{Stats: &stats}
+		m, regionBytes := fetchMessage(f, size)
+		got := sendAndReceive(t, s, server, client, m)
+		if !bytes.Equal(got, messageBytes(t, m)) {
+			t.Fatalf("message of %d bytes: received bytes differ", m.Len())
+		}
+		gathered := m.Len() <= SmallMessageLimit
+		if gathered != (size < SmallMessageLimit) {
+			t.Fatalf("message of %d bytes for regions of %d: test sizes are off", m.Len(), size)
+		}
+		switch {
+		case gathered && (stats.CopiedBytes.Load() != regionBytes || stats.SendfileBytes.Load() != 0):
+			t.Fatalf("small message: copied %d sendfile %d, want %d/0", stats.CopiedBytes.Load(), stats.SendfileBytes.Load(), regionBytes)
+		case !gathered && runtime.GOOS == "linux" && (stats.SendfileBytes.Load() != regionBytes || stats.CopiedBytes.Load() != 0):
+			t.Fatalf("large message: sendfile %d copied %d, want %d/0", stats.SendfileBytes.Load(), stats.CopiedBytes.Load(), regionBytes)
+		}
+		if stats.HeaderBytes.Load() != m.Len()-regionBytes {
+			t.Fatalf("header bytes %d, want %d", stats.HeaderBytes.Load(), m.Len()-regionBytes)
+		}
+		m.Release()
+	}
+}
+
+// A large message (sendfile path) whose second file is short fails before
+// anything is written, like a small one: the size check covers every file,
+// not only the first region's.
+func TestSenderLargeTruncatedRegion(t *testing.T) {
+	long := regionFile{tempFile(t, make([]byte, 2*SmallMessageLimit))}
+	short := regionFile{tempFile(t, make([]byte, 1000))}
+	client, server := tcpPair(t)
+	resp := kmsg.NewPtrFetchResponse()
+	topic := kmsg.NewFetchResponseTopic()
+	topic.Partitions = []kmsg.FetchResponseTopicPartition{kmsg.NewFetchResponseTopicPartition(), kmsg.NewFetchResponseTopicPartition()}
+	resp.Topics = []kmsg.FetchResponseTopic{topic}
+	regions := [][]Region{
+		{{File: long.f, Pos: 0, Len: SmallMessageLimit}, {File: long.f, Pos: SmallMessageLimit, Len: 100}},
+		{{File: short.f, Pos: 0, Len: 1001}},
+	}
+	m := EncodeFetchResponse(Header{Key: 1, Version: 12}, resp, func(_, p int) []Region { return regions[p] })
+	if m.Len() <= SmallMessageLimit {
+		t.Fatalf("message of %d bytes is not large", m.Len())
+	}
+	for _, force := range []bool{false, true} {
+		if err := (&Sender{ForceCopy: force}).Send(server, m); !errors.Is(err, ErrRegionTruncated) {
+			t.Fatalf("force=%v: %v", force, err)
+		}
+	}
+	server.Close()
+	if n, _ := io.Copy(io.Discard, client); n != 0 {
+		t.Fatalf("%d bytes written for a failed send", n)
+	}
+}
+
 // A file that shrinks during the send (after the pre-check) fails the send
 // instead of producing a short frame.
 func TestSendRegionTruncatedMidway(t *testing.T) {
@@ -198,6 +264,48 @@ func BenchmarkSend(b *testing.B) {
 				}
 			}
 			b.StopTimer()
+			server.CloseWrite()
+			<-done
+		})
+	}
+}
+
+// BenchmarkSendSmall sends a Fetch response whose records are one small
+// region (the long-poll answers of a low-rate consumer) on loopback, with
+// Send's default path choice: compare before/after changes to the
+// small-region path with benchstat.
+//
+//	go test -run '^$' -bench BenchmarkSendSmall -count 6 ./internal/protocol
+func BenchmarkSendSmall(b *testing.B) {
+	data := make([]byte, 256<<10)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	f := regionFile{tempFile(b, data)}
+	for _, size := range []int64{1 << 10, 16 << 10, 64 << 10, 128 << 10} {
+		b.Run(fmt.Sprintf("region=%dKiB", size>>10), func(b *testing.B) {
+			client, server := tcpPair(b)
+			done := make(chan struct{})
+			go func() { _, _ = io.Copy(io.Discard, client); close(done) }()
+			var stats SendStats
+			s := &Sender{Stats: &stats}
+			resp := kmsg.NewPtrFetchResponse()
+			topic := kmsg.NewFetchResponseTopic()
+			topic.Topic = "t"
+			topic.Partitions = append(topic.Partitions, kmsg.NewFetchResponseTopicPartition())
+			resp.Topics = append(resp.Topics, topic)
+			regions := []Region{{File: f.f, Pos: 4096, Len: size}}
+			m := EncodeFetchResponse(Header{Key: 1, Version: 13, CorrelationID: 1}, resp, func(int, int) []Region { return regions })
+			b.SetBytes(m.Len())
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if err := s.Send(server, m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(stats.SendfileBytes.Load())/float64(stats.SendfileBytes.Load()+stats.CopiedBytes.Load()), "sendfile-frac")
 			server.CloseWrite()
 			<-done
 		})
