@@ -40,6 +40,14 @@ func (p *Partition) TruncateTo(offset int64) error {
 		return err
 	}
 	if offset >= p.logEnd.Load() {
+		// Nothing to cut, but an epoch entry starting at or after offset
+		// can only belong to a leadership that appended nothing here (say,
+		// an epoch this replica led without a write, which the new leader
+		// never saw): drop it, as Kafka's UnifiedLog.truncateTo does, or
+		// the follower keeps finding the same divergence.
+		if err := p.epochs.truncateFromEnd(offset); err != nil {
+			return p.fail("leader-epoch checkpoint", err)
+		}
 		return nil
 	}
 	segs := p.segments()

@@ -183,3 +183,43 @@ func TestTruncateCrashImage(t *testing.T) {
 }
 
 func reflectEqualBytes(a, b []byte) bool { return bytes.Equal(a, b) }
+
+// TestTruncateToLogEndDropsEmptyEpoch: a replica that led epoch E without
+// appending keeps an epoch entry starting at its log end; when it follows a
+// leader that never saw E, truncating to the log end must drop that entry
+// (Kafka's UnifiedLog.truncateTo), or every fetch reports the same
+// divergence and the follower never catches up. The cut is durable.
+func TestTruncateToLogEndDropsEmptyEpoch(t *testing.T) {
+	dir := t.TempDir()
+	m := testManager(t, dir)
+	p := openPart(t, m, Config{})
+	leaderWorkload(t, p)
+	leo := p.LogEndOffset()
+	before, _ := p.LatestEpoch()
+	if err := p.AssignEpochStart(before+5, leo); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := p.LatestEpoch(); e != before+5 {
+		t.Fatalf("latest epoch %d, want %d", e, before+5)
+	}
+	if err := p.TruncateTo(leo + 10); err != nil { // beyond the end: the entry starts below, kept
+		t.Fatal(err)
+	}
+	if e, _ := p.LatestEpoch(); e != before+5 {
+		t.Fatalf("truncate beyond the end dropped epoch: latest %d", e)
+	}
+	if err := p.TruncateTo(leo); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := p.LatestEpoch(); e != before || p.LogEndOffset() != leo {
+		t.Fatalf("latest epoch %d, log end %d; want %d, %d", e, p.LogEndOffset(), before, leo)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m2 := testManager(t, dir)
+	p2 := openPart(t, m2, Config{})
+	if e, _ := p2.LatestEpoch(); e != before {
+		t.Fatalf("after reopen: latest epoch %d, want %d", e, before)
+	}
+}
