@@ -7,6 +7,15 @@ package broker
 //     engine validates the header and CRC, rewrites baseOffset (and
 //     maxTimestamp for LogAppendTime) and writes the bytes; nothing is
 //     decompressed.
+//   - In a cluster the partition's replica.Leader decides (replication.go):
+//     NOT_ENOUGH_REPLICAS before the append when acks=all and the ISR is
+//     below min.insync.replicas; acks=all answers once the high watermark
+//     (the minimum over the ISR of durable offsets, or of log ends with
+//     write caching) passes the batch, NOT_ENOUGH_REPLICAS_AFTER_APPEND if
+//     the ISR shrank below min.insync.replicas meanwhile,
+//     NOT_LEADER_OR_FOLLOWER if the leadership ended. A follower answers
+//     NOT_LEADER_OR_FOLLOWER with the leader hint. The rest of this list
+//     is the single-node path.
 //   - acks=0: no response. acks=1: answered after the local append.
 //     acks=-1 (all): answered once the batch is durable (group-commit
 //     fdatasync) unless the topic uses write caching (Kafka's page-cache
@@ -69,6 +78,7 @@ import (
 
 	"github.com/sluice-io/sluice/internal/log"
 	"github.com/sluice-io/sluice/internal/log/batch"
+	"github.com/sluice-io/sluice/internal/replica"
 	"github.com/sluice-io/sluice/internal/txn"
 )
 
@@ -78,6 +88,7 @@ func init() { register(0, 3, 13, (*Broker).handleProduce) }
 // ti and pi locate its response slot.
 type produceWait struct {
 	part   *partition
+	leader *replica.Leader // nil on a single node: wait for durability only
 	last   int64
 	ti, pi int
 }
@@ -116,6 +127,15 @@ func (b *Broker) handleProduce(r *request, req *kmsg.ProduceRequest) kmsg.Respon
 					fail(err)
 					break
 				}
+				l := p.leader.Load()
+				if l != nil {
+					// min.insync.replicas (acks=all) and a leadership
+					// that ended since the table was read.
+					if err := l.CheckAppend(req.Acks); err != nil {
+						fail(err)
+						break
+					}
+				}
 				if p.compacted.Load() {
 					if err := requireKeys(rp.Records); err != nil {
 						fail(err)
@@ -132,6 +152,9 @@ func (b *Broker) handleProduce(r *request, req *kmsg.ProduceRequest) kmsg.Respon
 				sp.BaseOffset = res.FirstOffset
 				sp.LogAppendTime = res.LogAppendTime
 				sp.LogStartOffset = res.LogStartOffset
+				if l != nil {
+					l.OnAppend()
+				}
 				if res.Duplicate {
 					// A retry of a batch already written: nothing new to
 					// wake fetches for; acks=all still waits until the
@@ -141,8 +164,8 @@ func (b *Broker) handleProduce(r *request, req *kmsg.ProduceRequest) kmsg.Respon
 					p.wake()
 					b.metrics.recordsIn.Add(float64(res.NumRecords))
 				}
-				if req.Acks == -1 && !p.writeCaching.Load() {
-					waits = append(waits, produceWait{part: p, last: res.LastOffset, ti: len(resp.Topics), pi: len(st.Partitions)})
+				if req.Acks == -1 && (l != nil || !p.writeCaching.Load()) {
+					waits = append(waits, produceWait{part: p, leader: l, last: res.LastOffset, ti: len(resp.Topics), pi: len(st.Partitions)})
 				}
 			}
 			st.Partitions = append(st.Partitions, sp)
@@ -160,7 +183,12 @@ func (b *Broker) handleProduce(r *request, req *kmsg.ProduceRequest) kmsg.Respon
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		for _, w := range waits {
-			err := w.part.log.WaitDurable(ctx, w.last)
+			var err error
+			if w.leader != nil {
+				err = w.leader.WaitCommitted(ctx, w.last)
+			} else {
+				err = w.part.log.WaitDurable(ctx, w.last)
+			}
 			if err == nil {
 				continue
 			}
@@ -244,11 +272,11 @@ func (b *Broker) resolveTopic(byID bool, name string, id [16]byte) (string, erro
 	if !byID {
 		return name, nil
 	}
-	t, ok := b.meta.TopicByID(id)
+	byIDName, ok := b.meta.TopicNameByID(id) // no copy of the topic
 	if !ok {
 		return "", kerr.UnknownTopicID
 	}
-	return t.Name, nil
+	return byIDName, nil
 }
 
 // missingPartitionErr explains why a partition is not served here.

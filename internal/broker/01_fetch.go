@@ -16,6 +16,15 @@ package broker
 //     fetch.max.bytes) per response; the first batch of the first partition
 //     with data is returned whole even when larger (KIP-74).
 //   - Incremental fetch sessions (KIP-227), see fetch_session.go.
+//   - In a cluster the high watermark is the replicated one (the minimum
+//     over the ISR, replication.go); an advance wakes parked fetches. A
+//     fetch with a replica id (ReplicaID, v15+ ReplicaState) is a
+//     follower's: the partition's replica.Leader checks the leader epoch
+//     and the replica, answers DivergingEpoch (KIP-320, v12+) when the
+//     follower's log diverges, records the follower's position (ISR, high
+//     watermark), and the records go up to the log end. Consumers of a
+//     partition this broker does not lead get NOT_LEADER_OR_FOLLOWER (no
+//     KIP-392 follower fetching).
 //   - Errors per partition: UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_TOPIC_ID
 //     (v13+), OFFSET_OUT_OF_RANGE, FENCED_LEADER_EPOCH /
 //     UNKNOWN_LEADER_EPOCH (v9+), KAFKA_STORAGE_ERROR.
@@ -35,6 +44,7 @@ import (
 
 	"github.com/sluice-io/sluice/internal/log"
 	"github.com/sluice-io/sluice/internal/protocol"
+	"github.com/sluice-io/sluice/internal/replica"
 )
 
 func init() { register(1, 4, 18, (*Broker).handleFetch) }
@@ -58,8 +68,14 @@ type fetchItem struct {
 	offset   int64
 	maxBytes int32
 	leaderEp int32
-	sess     *sessPart // nil without a session
-	err      error     // resolution error (unknown topic id)
+	// From a follower's fetch (replica id >= 0): its id, broker epoch,
+	// last fetched epoch (-1 below v12) and log start.
+	replicaID        int32
+	brokerEpoch      int64
+	lastFetchedEpoch int32
+	logStartOffset   int64
+	sess             *sessPart // nil without a session
+	err              error     // resolution error (unknown topic id)
 }
 
 // fetchRead is the outcome of reading one item.
@@ -72,6 +88,8 @@ type fetchRead struct {
 	// aborted: for read_committed, the aborted transactions that may
 	// cover the returned batches.
 	aborted []log.AbortedTxn
+	// diverging is set for a follower whose log diverges (KIP-320).
+	diverging *replica.EpochEndOffset
 }
 
 func (b *Broker) handleFetch(r *request, req *kmsg.FetchRequest) kmsg.Response {
@@ -88,13 +106,22 @@ func (b *Broker) handleFetch(r *request, req *kmsg.FetchRequest) kmsg.Response {
 		resp.ErrorCode = errCode(err)
 		return resp
 	}
+	replicaID, brokerEpoch := req.ReplicaID, int64(-1)
+	if req.Version >= 15 {
+		replicaID, brokerEpoch = req.ReplicaState.ID, req.ReplicaState.Epoch
+	}
 	reqItems := func() []fetchItem {
 		var out []fetchItem
 		for _, rt := range req.Topics {
 			name, err := b.resolveTopic(byID, rt.Topic, rt.TopicID)
 			for _, rp := range rt.Partitions {
+				lfe := rp.LastFetchedEpoch
+				if req.Version < 12 {
+					lfe = -1
+				}
 				out = append(out, fetchItem{topic: name, topicID: rt.TopicID, part: rp.Partition, offset: rp.FetchOffset,
-					maxBytes: rp.PartitionMaxBytes, leaderEp: rp.CurrentLeaderEpoch, err: err})
+					maxBytes: rp.PartitionMaxBytes, leaderEp: rp.CurrentLeaderEpoch, err: err,
+					replicaID: replicaID, brokerEpoch: brokerEpoch, lastFetchedEpoch: lfe, logStartOffset: rp.LogStartOffset})
 			}
 		}
 		return out
@@ -151,7 +178,7 @@ func (b *Broker) handleFetch(r *request, req *kmsg.FetchRequest) kmsg.Response {
 		items = bad
 		for _, sp := range sess.parts {
 			items = append(items, fetchItem{topic: sp.topic, topicID: sp.topicID, part: sp.part, offset: sp.offset,
-				maxBytes: sp.maxBytes, leaderEp: sp.leaderEp, sess: sp})
+				maxBytes: sp.maxBytes, leaderEp: sp.leaderEp, sess: sp, replicaID: -1, brokerEpoch: -1, lastFetchedEpoch: -1})
 		}
 	}
 
@@ -266,6 +293,9 @@ func (b *Broker) readFetchItem(it *fetchItem, isolation int8, budget int64, firs
 		out.err = b.missingPartitionErr(it.topic, it.part)
 		return out
 	}
+	if it.replicaID >= 0 {
+		return b.readFollowerFetch(p, it, budget, first)
+	}
 	if it.leaderEp >= 0 {
 		if ep := p.leaderEpoch.Load(); it.leaderEp < ep {
 			out.err = kerr.FencedLeaderEpoch
@@ -296,14 +326,57 @@ func (b *Broker) readFetchItem(it *fetchItem, isolation int8, budget int64, firs
 		return out
 	}
 	out.logStart = res.LogStartOffset
+	out.setRegions(res)
+	if isolation == 1 && res.Bytes > 0 {
+		out.aborted = p.log.AbortedTransactions(it.offset, bound)
+	}
+	return out
+}
+
+// setRegions records a log read's file regions.
+func (out *fetchRead) setRegions(res log.ReadResult) {
 	out.regions = make([]protocol.Region, len(res.Regions))
 	for i, rg := range res.Regions {
 		out.regions[i] = protocol.Region{File: rg.File, Pos: rg.Pos, Len: rg.Len}
 	}
 	out.bytes = res.Bytes
-	if isolation == 1 && res.Bytes > 0 {
-		out.aborted = p.log.AbortedTransactions(it.offset, bound)
+}
+
+// readFollowerFetch answers one partition of a follower's fetch (replica
+// id >= 0) through the partition's replica.Leader: epoch and replica
+// checks, KIP-320 divergence, the follower's position (which may move the
+// ISR and the high watermark), then records up to the log end.
+func (b *Broker) readFollowerFetch(p *partition, it *fetchItem, budget int64, first bool) fetchRead {
+	out := fetchRead{hw: -1, lso: -1, logStart: -1}
+	l := p.leader.Load()
+	if l == nil {
+		out.err = kerr.NotLeaderForPartition
+		return out
 	}
+	ans := l.OnFollowerFetch(replica.FollowerFetch{ReplicaID: it.replicaID, BrokerEpoch: it.brokerEpoch,
+		CurrentLeaderEpoch: it.leaderEp, FetchOffset: it.offset, LastFetchedEpoch: it.lastFetchedEpoch,
+		LogStartOffset: it.logStartOffset})
+	out.hw, out.logStart = ans.HighWatermark, ans.LogStartOffset
+	out.lso = min(p.log.LastStableOffset(), out.hw)
+	if ans.Err != nil {
+		out.err = ans.Err
+		return out
+	}
+	if ans.Diverging != nil {
+		out.diverging = ans.Diverging
+		return out
+	}
+	limit := max(min(int64(it.maxBytes), budget), 0)
+	res, err := p.log.Read(it.offset, limit, ans.ReadUpTo, first)
+	if err != nil {
+		if errors.Is(err, log.ErrOffsetOutOfRange) {
+			out.err = kerr.OffsetOutOfRange
+		} else {
+			out.err = err
+		}
+		return out
+	}
+	out.setRegions(res)
 	return out
 }
 
@@ -350,6 +423,9 @@ func (b *Broker) fetchResponse(h protocol.Header, req *kmsg.FetchRequest, items 
 		b.fetchLeaderHint(req.Version, resp, &rp, it.topic)
 		rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = rd.hw, rd.lso, rd.logStart
 		rp.PreferredReadReplica = -1
+		if rd.diverging != nil {
+			rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset = rd.diverging.Epoch, rd.diverging.EndOffset
+		}
 		rp.RecordBatches = []byte{} // an empty, non-null records field, as Kafka sends
 		if req.IsolationLevel == 1 && rd.err == nil {
 			rp.AbortedTransactions = make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, 0, len(rd.aborted))

@@ -133,9 +133,6 @@ func (b *Broker) handleMetadata(r *request, req *kmsg.MetadataRequest) kmsg.Resp
 // creation of the same name counts as success.
 func (b *Broker) autoCreateTopic(r *request, name string) (metadata.Topic, error) {
 	rf := min(b.set.replicationFactor, b.liveBrokerCount())
-	if err := b.checkReplicationFactor(int(rf)); err != nil {
-		return metadata.Topic{}, err
-	}
 	t, err := b.meta.CreateTopic(r.ctx, metadata.TopicSpec{Name: name, Partitions: b.set.numPartitions, ReplicationFactor: rf}, false)
 	if errors.Is(err, kerr.TopicAlreadyExists) {
 		if t, ok := b.meta.Topic(name); ok {

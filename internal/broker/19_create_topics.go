@@ -81,10 +81,6 @@ func (b *Broker) handleCreateTopics(r *request, req *kmsg.CreateTopicsRequest) k
 		if spec.ReplicationFactor == -1 {
 			spec.ReplicationFactor = b.set.replicationFactor
 		}
-		if err := b.checkReplicationFactor(int(spec.ReplicationFactor)); err != nil {
-			fail(err)
-			continue
-		}
 		for _, c := range rt.Configs {
 			if c.Value == nil {
 				continue // a null value means "use the default"

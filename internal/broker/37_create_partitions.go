@@ -39,8 +39,6 @@ func (b *Broker) handleCreatePartitions(r *request, req *kmsg.CreatePartitionsRe
 			// Manual placement of new partitions needs the cluster's
 			// reassignment support; refuse clearly rather than ignore it.
 			err = kerr.InvalidReplicaAssignment
-		case b.topicReplicationErr(rt.Topic) != nil:
-			err = b.topicReplicationErr(rt.Topic)
 		default:
 			err = b.meta.CreatePartitions(r.ctx, rt.Topic, rt.Count, req.ValidateOnly)
 		}

@@ -11,14 +11,10 @@ package broker
 //     reassignment then completes (the leader moves if it was removed). A
 //     pure removal completes at once. A new target replaces one in
 //     progress.
-//   - Until replication is wired into the broker, no leader adds a
-//     replica to an ISR, so a reassignment that adds a replica stays in
-//     progress (ListPartitionReassignments shows it; cancel it to undo):
-//     the partition's data stays on its current leader and nothing is
-//     copied or deleted. For the same reason a cluster refuses a valid
-//     target of more than one replica with INVALID_REPLICATION_FACTOR, as
-//     CreateTopics refuses such a replication factor
-//     (checkReplicationFactor).
+//   - An adding replica copies the partition with a replica fetcher
+//     (replication.go) and is added to the ISR by the leader once caught
+//     up; a removed replica stops and deletes its copy when the
+//     completed reassignment no longer lists it.
 //   - Per-partition errors, checked in Kafka's order:
 //     UNKNOWN_TOPIC_OR_PARTITION; for a cancel NO_REASSIGNMENT_IN_PROGRESS;
 //     for a target INVALID_REPLICA_ASSIGNMENT (empty list, then over the
@@ -60,10 +56,6 @@ func (b *Broker) alterPartitionReassignments(ctx context.Context, req *kmsg.Alte
 	var pos []int    // items[i] answers errs[pos[i]]
 	for _, rt := range req.Topics {
 		for _, p := range rt.Partitions {
-			if err := b.reassignRefused(rt.Topic, p.Partition, p.Replicas); err != nil {
-				errs = append(errs, err)
-				continue
-			}
 			pos = append(pos, len(errs))
 			errs = append(errs, nil)
 			items = append(items, metadata.Reassignment{Topic: rt.Topic, Partition: p.Partition,
@@ -109,34 +101,4 @@ func (b *Broker) alterPartitionReassignments(ctx context.Context, req *kmsg.Alte
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp
-}
-
-// reassignRefused refuses, in a cluster without replication, a target of
-// more than one replica (checkReplicationFactor, as CreateTopics). It
-// answers only for targets the metadata would accept otherwise (existing
-// partition, registered brokers, none twice), so those errors keep
-// Kafka's precedence.
-func (b *Broker) reassignRefused(topic string, partition int32, target []int32) error {
-	if target == nil {
-		return nil
-	}
-	err := b.checkReplicationFactor(len(target))
-	if err == nil {
-		return nil
-	}
-	if t, ok := b.meta.Topic(topic); !ok || partition < 0 || int(partition) >= len(t.Partitions) {
-		return nil
-	}
-	registered := map[int32]bool{}
-	for _, br := range b.meta.Brokers() {
-		registered[br.NodeID] = true
-	}
-	seen := map[int32]bool{}
-	for _, r := range target {
-		if !registered[r] || seen[r] {
-			return nil
-		}
-		seen[r] = true
-	}
-	return err
 }

@@ -15,9 +15,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/sluice-io/sluice/internal/log"
 	"github.com/sluice-io/sluice/internal/metadata"
 	"github.com/sluice-io/sluice/internal/protocol"
+	"github.com/sluice-io/sluice/internal/replica"
 	"github.com/sluice-io/sluice/internal/txn"
 )
 
@@ -43,7 +46,15 @@ type Broker struct {
 	// several (Config.clustered); see Broker.clustered.
 	clusterCfg bool
 
-	inter    interBroker // requests to other brokers (interbroker.go)
+	inter interBroker // requests to other brokers (interbroker.go)
+	// replicas is the replica manager (internal/replica): leaders and
+	// follower fetchers of the partitions this broker is a replica of in
+	// a cluster (replication.go).
+	replicas *replica.Manager
+	// replCl is the inter-broker client of the follower fetchers.
+	replCl *kgo.Client
+	// events queues metadata events for the event worker in a cluster.
+	events   *eventQueue
 	parts    *partitionTable
 	groups   *groups
 	pids     *txn.ProducerIDs
@@ -133,6 +144,7 @@ func New(cfg Config) (*Broker, error) {
 		NodeID:                  cfg.NodeID,
 		Dir:                     filepath.Join(cfg.DataDir, "metadata"),
 		Addr:                    b.advertise,
+		UncleanRestart:          b.recoveredUnclean(),
 		Rack:                    set.rack,
 		RaftAddr:                cfg.ControllerListen,
 		Voters:                  voters,
@@ -144,7 +156,11 @@ func New(cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: open metadata: %w", err)
 	}
+	if err := b.startReplicas(); err != nil { // replication.go
+		return nil, err
+	}
 	b.parts = newPartitionTable(b)
+	b.events = newEventQueue()
 	// The coordinators exist before the subscription: leadership events
 	// of their internal topics reach them from the first event on.
 	b.groups = newGroups(b)
@@ -155,6 +171,7 @@ func New(cfg Config) (*Broker, error) {
 	if err := b.parts.syncAll(); err != nil {
 		return nil, err
 	}
+	b.goFunc("metadata-events", b.runEvents) // replication.go
 	b.groups.start()
 	b.txns.start()
 
@@ -323,6 +340,12 @@ func (b *Broker) closeResources() error {
 		b.groups.close()
 	}
 	b.inter.close()
+	if b.replicas != nil {
+		b.replicas.Close() // before the logs: fetchers append to them
+	}
+	if b.replCl != nil {
+		b.replCl.Close()
+	}
 	b.wg.Wait()
 	if b.parts != nil {
 		b.parts.close()
@@ -366,12 +389,9 @@ func splitHostPort(addr string) (string, int32) {
 }
 
 // CreateTopic creates a topic with this broker's defaults for anything not
-// given (replication factor 1 on a single node); for tests and tools.
+// given (default.replication.factor capped by the live brokers); for tests and tools.
 func (b *Broker) CreateTopic(ctx context.Context, name string, partitions int32, configs map[string]string) error {
 	rf := min(b.set.replicationFactor, b.liveBrokerCount())
-	if b.clustered() {
-		rf = 1
-	}
 	_, err := b.meta.CreateTopic(ctx, metadata.TopicSpec{Name: name, Partitions: partitions, ReplicationFactor: rf, Configs: configs}, false)
 	return err
 }

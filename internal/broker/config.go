@@ -87,6 +87,10 @@ type settings struct {
 	rack              string        // broker.rack
 	sessionTimeout    time.Duration // broker.session.timeout.ms
 	heartbeatInterval time.Duration // broker.heartbeat.interval.ms
+
+	replicaLagTimeMax   time.Duration // replica.lag.time.max.ms
+	replicaFetchWait    time.Duration // replica.fetch.wait.max.ms
+	replicaFetchBackoff time.Duration // replica.fetch.backoff.ms
 	// topicDefaults maps topic config name -> broker-level default value,
 	// for topic configs whose BrokerKey is set in Settings.
 	topicDefaults map[string]string
@@ -137,6 +141,9 @@ var brokerOnlySettings = []SettingDef{
 	{Name: "broker.rack", Type: metadata.TypeString, Default: "", Doc: "Rack of this broker, for rack-aware replica placement."},
 	{Name: "broker.session.timeout.ms", Type: metadata.TypeInt, Default: "9000", Doc: "The active controller fences a broker whose last heartbeat is older than this.", Validate: intRange(100, 1<<31-1)},
 	{Name: "broker.heartbeat.interval.ms", Type: metadata.TypeInt, Default: "2000", Doc: "How often this broker heartbeats to the active controller.", Validate: intRange(10, 1<<31-1)},
+	{Name: "replica.lag.time.max.ms", Type: metadata.TypeInt, Default: "30000", Doc: "A follower that has not caught up with the leader's log end for this long leaves the ISR.", Validate: intRange(1, 1<<31-1)},
+	{Name: "replica.fetch.wait.max.ms", Type: metadata.TypeInt, Default: "500", Doc: "Longest time a follower's fetch waits at the leader for data.", Validate: intRange(0, 1<<31-1)},
+	{Name: "replica.fetch.backoff.ms", Type: metadata.TypeInt, Default: "1000", Doc: "First delay after a failed follower fetch (doubles up to 10x).", Validate: intRange(1, 1<<31-1)},
 	{Name: "fetch.max.bytes", Type: metadata.TypeInt, Default: strconv.Itoa(55 << 20), Doc: "Upper bound on the bytes of one fetch response.", Validate: intRange(1024, 1<<31-1)},
 }
 
@@ -317,6 +324,10 @@ func (cfg Config) settings() (settings, error) {
 		rack:              get("broker.rack"),
 		sessionTimeout:    ms("broker.session.timeout.ms"),
 		heartbeatInterval: ms("broker.heartbeat.interval.ms"),
+
+		replicaLagTimeMax:   ms("replica.lag.time.max.ms"),
+		replicaFetchWait:    ms("replica.fetch.wait.max.ms"),
+		replicaFetchBackoff: ms("replica.fetch.backoff.ms"),
 	}
 	for _, d := range BrokerSettings() {
 		if d.Topic == "" {

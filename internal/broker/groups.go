@@ -183,16 +183,12 @@ func (b *Broker) loadInternal(ctx context.Context, name string, partitions int32
 
 // internalTopic returns an internal topic (__consumer_offsets,
 // __transaction_state), creating it compacted on first use with the
-// replication factor capped by the live brokers, as Kafka does (1 in a
-// cluster until replication exists).
+// replication factor capped by the live brokers, as Kafka does.
 func (b *Broker) internalTopic(ctx context.Context, name string, partitions int32, rf int16) (metadata.Topic, error) {
 	if t, ok := b.meta.Topic(name); ok {
 		return t, nil
 	}
 	rf = min(rf, b.liveBrokerCount())
-	if b.clustered() {
-		rf = 1 // no replication yet: every partition lives on its leader only
-	}
 	t, err := b.meta.CreateTopic(ctx, metadata.TopicSpec{
 		Name:              name,
 		Partitions:        partitions,

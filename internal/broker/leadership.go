@@ -1,11 +1,9 @@
 package broker
 
-// Partition leadership in a cluster without replication (issue 7, before
-// internal/replica): every partition lives on its leader only. A broker
-// hosts (opens the log of) the partitions the metadata says it leads;
-// requests for a partition led elsewhere answer NOT_LEADER_OR_FOLLOWER
-// with the KIP-951 leader hint, and replication factors above 1 are
-// refused in a cluster rather than pretended.
+// Partition leadership in a cluster: a broker hosts every partition it is
+// a replica of (replication.go), serves clients only for those it leads,
+// and answers requests for a partition led elsewhere with
+// NOT_LEADER_OR_FOLLOWER and the KIP-951 leader hint.
 
 import (
 	"context"
@@ -25,8 +23,7 @@ const controlledShutdownWait = 10 * time.Second
 
 // clustered reports whether this broker is one of several: configured so
 // (several voters, or a broker-only node), or a lone voter that broker-only
-// nodes joined. Partitions then live on their leader only, and replication
-// factors above 1 are refused until replication exists.
+// nodes joined. Partitions then go through the replica manager.
 func (b *Broker) clustered() bool {
 	return b.clusterCfg || len(b.meta.Brokers()) > 1
 }
@@ -51,19 +48,7 @@ func (b *Broker) liveBrokerCount() int16 {
 }
 
 // leads reports whether this broker serves partition mp: it is its leader.
-// Until replication exists this is also the only replica a broker hosts.
 func (b *Broker) leads(mp metadata.Partition) bool { return mp.Leader == b.cfg.NodeID }
-
-// checkReplicationFactor refuses a replication factor above 1 in a
-// cluster: replication is the next step, and a partition must not look
-// replicated when it is not.
-func (b *Broker) checkReplicationFactor(rf int) error {
-	if !b.clustered() || rf <= 1 {
-		return nil
-	}
-	return fmt.Errorf("%w: replication factor %d: replication between brokers is not implemented yet; use replication factor 1 in a cluster",
-		kerr.InvalidReplicationFactor, rf)
-}
 
 // currentLeader returns a partition's leader and leader epoch from the
 // metadata and the leader's broker entry (ok false when the partition or
@@ -169,10 +154,11 @@ func (b *Broker) coordinatorNode(topic string, part int32) (metadata.Broker, err
 	return br, nil
 }
 
-// drop stops hosting a partition this broker no longer leads: it leaves
+// drop stops serving a partition this broker no longer leads: it leaves
 // the table (requests answer NOT_LEADER_OR_FOLLOWER) and its parked
 // fetches wake to find that out. The log stays open in the log manager
-// and on disk, and is served again when leadership comes back.
+// and on disk (a follower's fetcher writes it), and is served again when
+// leadership comes back.
 func (t *partitionTable) drop(key tpKey) {
 	t.mu.Lock()
 	p, ok := t.m[key]
@@ -209,17 +195,6 @@ func (b *Broker) topicEvent(ev metadata.Event) {
 	case txnStateTopic:
 		b.txns.leadershipChanged()
 	}
-}
-
-// topicReplicationErr refuses growing a topic whose replication factor is
-// above 1 in a cluster (see checkReplicationFactor); nil for an unknown
-// topic (the metadata answers that).
-func (b *Broker) topicReplicationErr(topic string) error {
-	t, ok := b.meta.Topic(topic)
-	if !ok || len(t.Partitions) == 0 {
-		return nil
-	}
-	return b.checkReplicationFactor(len(t.Partitions[0].Replicas))
 }
 
 // removeDropped removes the partition directories of a deleted topic that

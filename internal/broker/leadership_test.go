@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -45,6 +44,7 @@ func startCluster(t *testing.T, n int) []*broker.Broker {
 				ControllerListen: addrs[i],
 				ControllerVoters: strings.Join(voters, ","),
 				ElectionTimeout:  400 * time.Millisecond,
+				AdminListen:      "127.0.0.1:0",
 				Settings: map[string]string{
 					"broker.heartbeat.interval.ms":     "100",
 					"offsets.topic.num.partitions":     "3",
@@ -68,7 +68,7 @@ func startCluster(t *testing.T, n int) []*broker.Broker {
 // TestClusterNotLeaderHints: a partition led by another broker answers
 // NOT_LEADER_OR_FOLLOWER with KIP-951's CurrentLeader and NodeEndpoints on
 // Produce v10+ and Fetch v12+/v16+; Metadata lists the brokers and leaders;
-// replication factors above 1 are refused in a cluster.
+// replication factors above 1 are accepted (replication is on).
 func TestClusterNotLeaderHints(t *testing.T) {
 	bs := startCluster(t, 3)
 	ctx := testCtx(t, 30*time.Second)
@@ -77,8 +77,7 @@ func TestClusterNotLeaderHints(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 3, 1, nil, "hints"); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := adm.CreateTopic(ctx, 3, 2, nil, "rf2")
-	if !errors.Is(err, kerr.InvalidReplicationFactor) || !strings.Contains(resp.ErrMessage, "not implemented") {
+	if resp, err := adm.CreateTopic(ctx, 3, 2, nil, "rf2"); err != nil {
 		t.Fatalf("RF 2 in a cluster: %v %q", err, resp.ErrMessage)
 	}
 
@@ -226,7 +225,7 @@ func TestClusterCoordinators(t *testing.T) {
 
 // TestLoneVoterWithBrokerOnlyNode: a single node (a lone voter) that a
 // broker-only node joined is a cluster too: replication factors above 1
-// are refused there as well, and partitions are spread over both.
+// are accepted, and partitions are spread over both.
 func TestLoneVoterWithBrokerOnlyNode(t *testing.T) {
 	var addrs [2]string
 	for i := range addrs {
@@ -255,8 +254,7 @@ func TestLoneVoterWithBrokerOnlyNode(t *testing.T) {
 		md, err := adm.BrokerMetadata(ctx)
 		return err == nil && len(md.Brokers) == 2
 	})
-	resp, err := adm.CreateTopic(ctx, 2, 2, nil, "rf2")
-	if !errors.Is(err, kerr.InvalidReplicationFactor) || !strings.Contains(resp.ErrMessage, "not implemented") {
+	if resp, err := adm.CreateTopic(ctx, 2, 2, nil, "rf2"); err != nil {
 		t.Fatalf("RF 2 on a lone voter with a broker-only node: %v %q", err, resp.ErrMessage)
 	}
 	if _, err := adm.CreateTopic(ctx, 4, 1, nil, "spread"); err != nil {

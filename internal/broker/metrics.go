@@ -91,12 +91,17 @@ func (m *metrics) forAPI(key int16, api string) *apiMetrics {
 type partitionCollector struct{ b *Broker }
 
 var (
-	descSize     = prometheus.NewDesc("sluice_partition_size_bytes", "Bytes of a partition's segments.", []string{"topic", "partition"}, nil)
-	descEnd      = prometheus.NewDesc("sluice_partition_log_end_offset", "Log end offset.", []string{"topic", "partition"}, nil)
-	descStart    = prometheus.NewDesc("sluice_partition_log_start_offset", "Log start offset.", []string{"topic", "partition"}, nil)
-	descHW       = prometheus.NewDesc("sluice_partition_high_watermark", "High watermark.", []string{"topic", "partition"}, nil)
-	descDurable  = prometheus.NewDesc("sluice_partition_durable_offset", "Offset below which the log is fsynced.", []string{"topic", "partition"}, nil)
-	partitionDsc = []*prometheus.Desc{descSize, descEnd, descStart, descHW, descDurable}
+	descSize    = prometheus.NewDesc("sluice_partition_size_bytes", "Bytes of a partition's segments.", []string{"topic", "partition"}, nil)
+	descEnd     = prometheus.NewDesc("sluice_partition_log_end_offset", "Log end offset.", []string{"topic", "partition"}, nil)
+	descStart   = prometheus.NewDesc("sluice_partition_log_start_offset", "Log start offset.", []string{"topic", "partition"}, nil)
+	descHW      = prometheus.NewDesc("sluice_partition_high_watermark", "High watermark.", []string{"topic", "partition"}, nil)
+	descDurable = prometheus.NewDesc("sluice_partition_durable_offset", "Offset below which the log is fsynced.", []string{"topic", "partition"}, nil)
+	// Replication, on the partitions this broker leads in a cluster
+	// (Kafka's UnderReplicatedPartitions and follower lag).
+	descISR         = prometheus.NewDesc("sluice_partition_isr_size", "In-sync replicas of a partition this broker leads (committed ISR).", []string{"topic", "partition"}, nil)
+	descUnderRepl   = prometheus.NewDesc("sluice_partition_under_replicated", "1 when a partition this broker leads has fewer in-sync replicas than replicas.", []string{"topic", "partition"}, nil)
+	descFollowerLag = prometheus.NewDesc("sluice_partition_follower_lag", "Leader log end minus the follower's position (-1 while unknown).", []string{"topic", "partition", "replica"}, nil)
+	partitionDsc    = []*prometheus.Desc{descSize, descEnd, descStart, descHW, descDurable, descISR, descUnderRepl, descFollowerLag}
 )
 
 func (c partitionCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -116,6 +121,25 @@ func (c partitionCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descStart, prometheus.GaugeValue, float64(p.log.LogStartOffset()), lv...)
 		ch <- prometheus.MustNewConstMetric(descHW, prometheus.GaugeValue, float64(p.highWatermark()), lv...)
 		ch <- prometheus.MustNewConstMetric(descDurable, prometheus.GaugeValue, float64(p.log.DurableOffset()), lv...)
+		l := p.leader.Load()
+		if l == nil {
+			continue
+		}
+		snap := l.Snapshot()
+		under := 0.0
+		if len(snap.ISR) < len(snap.Followers)+1 {
+			under = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descISR, prometheus.GaugeValue, float64(len(snap.ISR)), lv...)
+		ch <- prometheus.MustNewConstMetric(descUnderRepl, prometheus.GaugeValue, under, lv...)
+		leo := p.log.LogEndOffset()
+		for _, f := range snap.Followers {
+			lag := float64(-1)
+			if f.LogEndOffset >= 0 {
+				lag = float64(leo - f.LogEndOffset)
+			}
+			ch <- prometheus.MustNewConstMetric(descFollowerLag, prometheus.GaugeValue, lag, p.topic, strconv.Itoa(int(p.id)), strconv.Itoa(int(f.ReplicaID)))
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-io/sluice/internal/log"
 	"github.com/sluice-io/sluice/internal/metadata"
+	"github.com/sluice-io/sluice/internal/replica"
 )
 
 // partition is the broker's view of one partition it hosts: the log plus
@@ -28,6 +29,9 @@ type partition struct {
 	compacted atomic.Bool
 	// leaderEpoch is the partition's current leader epoch from metadata.
 	leaderEpoch atomic.Int32
+	// leader is this broker's leadership in a cluster (replication.go);
+	// nil on a single node, where the log is served directly.
+	leader atomic.Pointer[replica.Leader]
 
 	waitMu  sync.Mutex
 	waiters map[*fetchWaiter]struct{}
@@ -36,9 +40,10 @@ type partition struct {
 	nWaiters atomic.Int32
 }
 
-// highWatermark is the offset below which records are visible to consumers.
-// A single replica's high watermark is its log end offset.
-func (p *partition) highWatermark() int64 { return p.log.LogEndOffset() }
+// highWatermark is the offset below which records are visible to consumers:
+// the log's high watermark, which a replica.Leader keeps at the minimum
+// over the ISR (a log without a Leader reports its log end).
+func (p *partition) highWatermark() int64 { return p.log.HighWatermark() }
 
 // lastStableOffset bounds read_committed reads: the log's last stable
 // offset (first offset of the earliest open transaction), at most the
@@ -88,18 +93,21 @@ type tpKey struct {
 }
 
 // partitionTable holds the partitions this broker hosts, kept in step with
-// the metadata store by its events.
+// the metadata store by its events: m the partitions it leads (served to
+// clients), followed those it is a follower replica of (their logs are
+// written by the replica fetchers only).
 type partitionTable struct {
-	b  *Broker
-	mu sync.RWMutex
-	m  map[tpKey]*partition
+	b        *Broker
+	mu       sync.RWMutex
+	m        map[tpKey]*partition
+	followed map[tpKey]*partition
 	// failed remembers partitions whose log could not be opened, so that
 	// requests for them get KAFKA_STORAGE_ERROR instead of a retry loop.
 	failed map[tpKey]error
 }
 
 func newPartitionTable(b *Broker) *partitionTable {
-	return &partitionTable{b: b, m: map[tpKey]*partition{}, failed: map[tpKey]error{}}
+	return &partitionTable{b: b, m: map[tpKey]*partition{}, followed: map[tpKey]*partition{}, failed: map[tpKey]error{}}
 }
 
 func (t *partitionTable) get(topic string, part int32) (*partition, bool) {
@@ -167,44 +175,101 @@ func (t *partitionTable) syncTopic(name string) error {
 		return fmt.Errorf("broker: topic %s config: %w", name, err)
 	}
 	for _, mp := range topic.Partitions {
-		if !t.b.leads(mp) {
-			t.drop(tpKey{name, mp.ID}) // hosted on its leader only (leadership.go)
-			continue
+		t.syncPartition(topic, mp, cfg)
+	}
+	return nil
+}
+
+// syncPartition applies one partition's metadata: this broker leads it
+// (served, through a replica.Leader in a cluster), follows it (a replica
+// fetcher writes it), or is not a replica (on a single node: not the
+// leader) and stops hosting it.
+func (t *partitionTable) syncPartition(topic metadata.Topic, mp metadata.Partition, cfg log.Config) {
+	key := tpKey{topic.Name, mp.ID}
+	b := t.b
+	lead := b.leads(mp)
+	isReplica := lead || (b.replicated() && hostsReplica(mp, b.cfg.NodeID))
+	if !isReplica {
+		if b.replicated() {
+			b.replicas.Stop(topic.Name, mp.ID) // before the log goes away
 		}
-		key := tpKey{name, mp.ID}
-		t.mu.RLock()
-		p, open := t.m[key]
-		t.mu.RUnlock()
-		if open {
-			if p.topicID == topic.ID {
-				p.log.SetConfig(cfg)
-				p.writeCaching.Store(cfg.WriteCaching)
-				p.compacted.Store(cfg.Compact())
-				p.leaderEpoch.Store(mp.LeaderEpoch)
-				continue
-			}
-			// A topic was deleted and re-created with the same name
-			// while we missed the deletion.
-			t.removeTopic(name)
-		}
-		lp, err := t.b.logs.Open(name, mp.ID, cfg)
+		t.drop(key)
+		t.unfollow(key, mp)
+		return
+	}
+	t.mu.RLock()
+	p, open := t.m[key]
+	if !open {
+		p, open = t.followed[key]
+	}
+	t.mu.RUnlock()
+	if open && p.topicID != topic.ID {
+		// A topic was deleted and re-created with the same name while we
+		// missed the deletion.
+		t.removeTopic(topic.Name)
+		open = false
+	}
+	if open {
+		p.log.SetConfig(cfg)
+	} else {
+		lp, err := b.logs.Open(topic.Name, mp.ID, cfg)
 		if err != nil {
-			t.b.logger.Error("open partition log", "topic", name, "partition", mp.ID, "err", err)
+			b.logger.Error("open partition log", "topic", topic.Name, "partition", mp.ID, "err", err)
 			t.mu.Lock()
 			t.failed[key] = err
 			t.mu.Unlock()
-			continue
+			return
 		}
+		p = &partition{topic: topic.Name, id: mp.ID, topicID: topic.ID, log: lp}
+	}
+	p.writeCaching.Store(cfg.WriteCaching)
+	p.compacted.Store(cfg.Compact())
+	p.leaderEpoch.Store(mp.LeaderEpoch)
+	if !lead {
+		// A follower: out of the served table first (parked fetches wake
+		// and answer NOT_LEADER_OR_FOLLOWER), then the fetcher takes over.
+		t.drop(key)
+		p.leader.Store(nil)
+		b.becomeFollower(topic, mp, p.log, cfg)
 		t.mu.Lock()
 		delete(t.failed, key)
-		np := &partition{topic: name, id: mp.ID, topicID: topic.ID, log: lp}
-		np.writeCaching.Store(cfg.WriteCaching)
-		np.compacted.Store(cfg.Compact())
-		np.leaderEpoch.Store(mp.LeaderEpoch)
-		t.m[key] = np
+		t.followed[key] = p
 		t.mu.Unlock()
+		return
 	}
-	return nil
+	if b.replicated() {
+		l, err := b.becomeLeader(topic, mp, p.log, cfg, p)
+		if err != nil {
+			b.logger.Error("become leader", "topic", topic.Name, "partition", mp.ID, "err", err)
+			t.drop(key)
+			t.mu.Lock()
+			t.failed[key] = err
+			t.mu.Unlock()
+			return
+		}
+		p.leader.Store(l)
+	}
+	t.mu.Lock()
+	delete(t.failed, key)
+	delete(t.followed, key)
+	t.m[key] = p
+	t.mu.Unlock()
+}
+
+// unfollow forgets a partition this broker followed and is no longer a
+// replica of (a completed reassignment): its log is removed.
+func (t *partitionTable) unfollow(key tpKey, mp metadata.Partition) {
+	t.mu.Lock()
+	p, ok := t.followed[key]
+	delete(t.followed, key)
+	t.mu.Unlock()
+	if !ok || !t.b.replicated() {
+		return
+	}
+	t.b.logger.Info("no longer a replica; removing partition", "topic", key.topic, "partition", key.part)
+	if err := t.b.logs.Remove(p.topic, p.id); err != nil {
+		t.b.logger.Error("remove partition", "topic", p.topic, "partition", p.id, "err", err)
+	}
 }
 
 func hostsReplica(p metadata.Partition, node int32) bool {
@@ -225,6 +290,12 @@ func (t *partitionTable) removeTopic(name string) {
 			delete(t.m, k)
 		}
 	}
+	for k, p := range t.followed {
+		if k.topic == name {
+			gone = append(gone, p)
+			delete(t.followed, k)
+		}
+	}
 	for k := range t.failed {
 		if k.topic == name {
 			delete(t.failed, k)
@@ -232,6 +303,9 @@ func (t *partitionTable) removeTopic(name string) {
 	}
 	t.mu.Unlock()
 	for _, p := range gone {
+		if t.b.replicas != nil {
+			t.b.replicas.Stop(p.topic, p.id) // the fetcher or leader lets go of the log first
+		}
 		p.wake() // parked fetches re-check and answer UNKNOWN_TOPIC_OR_PARTITION
 		if err := t.b.logs.Remove(p.topic, p.id); err != nil {
 			t.b.logger.Error("remove partition", "topic", p.topic, "partition", p.id, "err", err)
@@ -240,9 +314,23 @@ func (t *partitionTable) removeTopic(name string) {
 }
 
 // onEvent applies a metadata change. It runs on the metadata apply
-// goroutine; opening logs is quick (recovery ran at startup), so it is done
-// inline to make a created topic usable as soon as CreateTopics returns.
+// goroutine; on a single node opening logs is quick (recovery ran at
+// startup), so it is done inline to make a created topic usable as soon as
+// CreateTopics returns. In a cluster it is queued for the event worker.
 func (t *partitionTable) onEvent(ev metadata.Event) {
+	if t.b.replicated() {
+		// In a cluster the replica manager's transitions may wait for a
+		// leader's in-flight AlterPartition, which waits for this very
+		// apply goroutine: they run on the event worker (replication.go).
+		t.b.events.push(ev)
+		return
+	}
+	t.apply(ev)
+}
+
+// apply is onEvent's work: inline on a single node, on the event worker in
+// a cluster.
+func (t *partitionTable) apply(ev metadata.Event) {
 	switch ev.Kind {
 	case metadata.TopicCreated, metadata.PartitionsAdded, metadata.TopicConfigChanged, metadata.TopicDeleted, metadata.PartitionChanged:
 		if err := t.syncTopic(ev.Topic); err != nil {

@@ -97,7 +97,7 @@ func (t *txns) load(ctx context.Context) error {
 	if err := t.b.groups.ensure(true); err != nil && !errors.Is(err, kerr.CoordinatorNotAvailable) {
 		return err
 	}
-	return t.b.loadInternal(ctx, txnStateTopic, t.b.set.txnPartitions, t.b.set.txnReplication, t.coord.Load, nil)
+	return t.b.loadInternal(ctx, txnStateTopic, t.b.set.txnPartitions, t.b.set.txnReplication, t.coord.Load, t.coord.Unload)
 }
 
 func (t *txns) close() { t.coord.Close() }
@@ -141,12 +141,12 @@ func (m txnMarkers) WriteMarker(ctx context.Context, tp txn.Partition, pid int64
 		return err
 	}
 	part.wake()
-	return part.log.WaitDurable(ctx, res.LastOffset)
+	return part.waitCommitted(ctx, res.LastOffset)
 }
 
 // internalLog implements group.Log and txn.Log over the broker's partition
 // logs of an internal topic: the same append path (validation, offsets,
-// group-commit fsync) as user data.
+// group-commit fsync; in a cluster the ISR, as acks=all) as user data.
 type internalLog struct {
 	b     *Broker
 	topic string
@@ -170,7 +170,7 @@ func (l internalLog) Append(ctx context.Context, p int32, batches []byte) error 
 		return err
 	}
 	part.wake()
-	return part.log.WaitDurable(ctx, res.LastOffset)
+	return part.waitCommitted(ctx, res.LastOffset)
 }
 
 func (l internalLog) Read(p int32, fn func(batch []byte) error) error {

@@ -194,10 +194,9 @@ func TestThreeNodeCluster(t *testing.T) {
 		t.Fatalf("leaders %v: want 6 partitions over 3 brokers", ls)
 	}
 
-	// Replication is not implemented: RF 3 is refused, never pretended.
-	resp, err := adm.CreateTopic(ctx, 1, 3, nil, "replicated")
-	if !errors.Is(err, kerr.InvalidReplicationFactor) || !strings.Contains(resp.ErrMessage, "not implemented") {
-		t.Fatalf("RF 3: %v %q, want INVALID_REPLICATION_FACTOR saying replication is not implemented", err, resp.ErrMessage)
+	// Replication is on: RF 3 is accepted.
+	if resp, err := adm.CreateTopic(ctx, 1, 3, nil, "replicated"); err != nil {
+		t.Fatalf("RF 3: %v %q", err, resp.ErrMessage)
 	}
 
 	start := time.Now()

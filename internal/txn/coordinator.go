@@ -232,6 +232,25 @@ func (c *Coordinator) Load(ctx context.Context, p int32) error {
 	return nil
 }
 
+// Unload stops serving partition p (its leadership moved to another
+// broker): its ids are forgotten and requests for them answer
+// NOT_COORDINATOR until Load is called again. A request already holding
+// an entry finishes against it; its write to the partition then fails,
+// since this broker no longer leads it.
+func (c *Coordinator) Unload(p int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.mu.loaded[p] {
+		return
+	}
+	delete(c.mu.loaded, p)
+	for id := range c.mu.ids {
+		if c.PartitionFor(id) == p {
+			delete(c.mu.ids, id)
+		}
+	}
+}
+
 func (c *Coordinator) kickLocked() {
 	select {
 	case c.kick <- struct{}{}:
