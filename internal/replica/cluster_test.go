@@ -666,3 +666,40 @@ func BenchmarkClusterAcksAllParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestClusterEmptyEpochLeaderRejoins: node 2 is made leader at epoch 2 and
+// appends nothing before node 3 is elected at epoch 3 by a controller that
+// never told node 3 about epoch 2. Node 2's epoch cache then has an entry
+// for epoch 2 at its log end that the new leader does not know; the
+// follower must drop it (truncating at its log end) and catch up, not
+// report the same divergence forever.
+func TestClusterEmptyEpochLeaderRejoins(t *testing.T) {
+	c := newTestCluster(t, 1, 2, 3)
+	c.elect(1, []int32{1, 2, 3})
+	for range 5 {
+		if _, err := c.produce(1, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitConverged(1, 2, 3)
+	c.mu.Lock()
+	c.state.Leader = 2
+	c.state.LeaderEpoch++
+	c.state.PartitionEpoch++
+	st := c.state.Clone()
+	c.mu.Unlock()
+	c.assignRole(c.node(2), st) // only node 2 hears of epoch 2
+	if ep, _ := c.node(2).p.LatestEpoch(); ep != st.LeaderEpoch {
+		t.Fatalf("node 2 latest epoch %d, want %d", ep, st.LeaderEpoch)
+	}
+	c.elect(3, []int32{1, 2, 3})
+	for range 3 {
+		if _, err := c.produce(3, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitConverged(3, 1, 2)
+	if ep, end := c.node(2).p.EndOffsetForEpoch(st.LeaderEpoch); ep == st.LeaderEpoch {
+		t.Fatalf("node 2 still has epoch %d (ends %d)", ep, end)
+	}
+}

@@ -328,15 +328,20 @@ func (f *Fetcher) delayLocked(p *followPart) {
 
 func (f *Fetcher) truncateLocked(p *followPart, offset int64, why string) bool {
 	leo := p.Log.LogEndOffset()
-	if offset >= leo {
+	if offset > leo {
 		return true
 	}
+	// Even at the log end: the log drops epoch entries starting there (an
+	// epoch this replica led without appending, unknown to the leader),
+	// or the next fetch reports the same divergence forever.
 	if err := p.Log.TruncateTo(offset); err != nil {
 		p.logger.Error("truncation failed", "offset", offset, "err", err)
 		f.delayLocked(p)
 		return false
 	}
-	p.logger.Info("truncated", "from", leo, "to", p.Log.LogEndOffset(), "reason", why)
+	if offset < leo {
+		p.logger.Info("truncated", "from", leo, "to", p.Log.LogEndOffset(), "reason", why)
+	}
 	return true
 }
 
