@@ -318,11 +318,7 @@ func (b *Broker) readFetchItem(it *fetchItem, isolation int8, budget int64, firs
 	}
 	res, err := p.log.Read(it.offset, limit, bound, first)
 	if err != nil {
-		if errors.Is(err, log.ErrOffsetOutOfRange) {
-			out.err = kerr.OffsetOutOfRange
-		} else {
-			out.err = err
-		}
+		out.err = readErr(err)
 		return out
 	}
 	out.logStart = res.LogStartOffset
@@ -369,11 +365,7 @@ func (b *Broker) readFollowerFetch(p *partition, it *fetchItem, budget int64, fi
 	limit := max(min(int64(it.maxBytes), budget), 0)
 	res, err := p.log.Read(it.offset, limit, ans.ReadUpTo, first)
 	if err != nil {
-		if errors.Is(err, log.ErrOffsetOutOfRange) {
-			out.err = kerr.OffsetOutOfRange
-		} else {
-			out.err = err
-		}
+		out.err = readErr(err)
 		return out
 	}
 	out.setRegions(res)
@@ -441,4 +433,12 @@ func (b *Broker) fetchResponse(h protocol.Header, req *kmsg.FetchRequest, items 
 	}
 	b.metrics.fetchBytes.Add(float64(sent))
 	return protocol.EncodeFetchResponse(h, resp, func(t, p int) []protocol.Region { return regions[t][p] })
+}
+
+// readErr is the partition error of a failed log read.
+func readErr(err error) error {
+	if errors.Is(err, log.ErrOffsetOutOfRange) {
+		return kerr.OffsetOutOfRange
+	}
+	return err
 }

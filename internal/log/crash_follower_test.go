@@ -1,14 +1,12 @@
 package log
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -139,26 +137,8 @@ func TestFollowerCrash(t *testing.T) {
 	}
 	truncations := 0
 	for c := range cycles {
-		pr, pw, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(os.Args[0], "-test.run=^TestFollowerCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), followerCrashDirEnv+"="+dir)
-		cmd.ExtraFiles = []*os.File{pw}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		pw.Close()
+		cmd, lines := startCrashChild(t, "TestFollowerCrashChild", followerCrashDirEnv, dir)
 		killAfter := 20 + rng.IntN(400)
-		lines := make(chan string, 64)
-		go func() {
-			defer close(lines)
-			sc := bufio.NewScanner(pr)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-		}()
 		deadline := time.NewTimer(60 * time.Second)
 		got, killed := 0, false
 		for l := range lines {
@@ -212,7 +192,6 @@ func TestFollowerCrash(t *testing.T) {
 			cmd.Process.Kill()
 		}
 		cmd.Wait()
-		pr.Close()
 
 		m, err := OpenManager(ManagerConfig{Dir: dir})
 		if err != nil {

@@ -94,26 +94,8 @@ func TestCrash(t *testing.T) {
 	dir := t.TempDir()
 	durable := map[int64]durableBatch{}
 	for c := range cycles {
-		pr, pw, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
-		cmd.ExtraFiles = []*os.File{pw}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		pw.Close()
+		cmd, lines := startCrashChild(t, "TestCrashChild", crashDirEnv, dir)
 		killAfter := 1 + rng.IntN(300)
-		lines := make(chan string, 64)
-		go func() {
-			defer close(lines)
-			sc := bufio.NewScanner(pr)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-		}()
 		deadline := time.NewTimer(60 * time.Second)
 		got, killed := 0, false
 		for l := range lines {
@@ -142,7 +124,6 @@ func TestCrash(t *testing.T) {
 			cmd.Process.Kill()
 		}
 		cmd.Wait()
-		pr.Close()
 
 		m, err := OpenManager(ManagerConfig{Dir: dir})
 		if err != nil {
@@ -198,4 +179,32 @@ func TestCrash(t *testing.T) {
 			m.abandon()
 		}
 	}
+}
+
+// startCrashChild re-executes the test binary running only the test named
+// child, with env=dir, and returns the child and the lines it reports on
+// its fd 3 (closed when the child exits).
+func startCrashChild(t *testing.T, child, env, dir string) (*exec.Cmd, <-chan string) {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"="+dir)
+	cmd.ExtraFiles = []*os.File{pw}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		defer pr.Close()
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	return cmd, lines
 }
