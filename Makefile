@@ -38,10 +38,12 @@ fuzz:
 
 # Long runs: 200 SIGKILL crash/recover cycles of the storage engine; the
 # read-process-write chaos test over 100,000 records and the delayed-message
-# test over 1,000 transactions.
+# test over 1,000 transactions; 20 leader kill/pause/restart cycles of a
+# replicated cluster under acks=all produce.
 stress:
 	$(GO) test -run 'TestCrash$$' -count 1 -timeout 15m ./internal/log/ -crash.cycles=200
 	$(GO) test -run 'TestTxnChaosReadProcessWrite|TestTxnDelayedMessages' -count 1 -timeout 15m ./internal/broker/ -txn.chaos.records=100000 -txn.delay.txns=1000
+	$(GO) test -run 'TestReplicationFaultCycles' -count 1 -timeout 15m ./internal/clustertest/ -replication.fault-cycles=20
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
