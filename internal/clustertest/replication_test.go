@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -560,4 +561,124 @@ func TestReplicationGroupCoordinatorKill(t *testing.T) {
 	if at, err := fetched(oadm); err != nil || at != 77 {
 		t.Fatalf("offset after the second commit: %d %v, want 77", at, err)
 	}
+}
+
+// TestReplicationTxnCoordinatorKill kills the broker of a transactional
+// id's coordinator while the id has an open transaction. The coordinator
+// moves with the leadership of its __transaction_state partition (RF 3);
+// the open transaction ends (committed if the client's commit was
+// acknowledged, else all or nothing), later transactions work, and a
+// read_committed consumer sees every committed record exactly once and no
+// record of a transaction that was not committed.
+func TestReplicationTxnCoordinatorKill(t *testing.T) {
+	c := Start(t, Options{Nodes: 3, Settings: replSettings})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	_, adm := newClient(t, c)
+	const topic, txnID = "repl-txn", "tx-kill"
+	createReplicated(t, ctx, adm, topic, 3)
+	opts := []kgo.Opt{kgo.TransactionalID(txnID), kgo.DefaultProduceTopic(topic), kgo.TransactionTimeout(30 * time.Second)}
+	txn := func(cl *kgo.Client, prefix string, n int, commit bool) error {
+		if err := cl.BeginTransaction(); err != nil {
+			return err
+		}
+		for i := range n {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "%s-%d", prefix, i)}).FirstErr(); err != nil {
+				return err
+			}
+		}
+		return cl.EndTransaction(ctx, kgo.TransactionEndTry(commit))
+	}
+	p1, _ := newClient(t, c, opts...)
+	if err := txn(p1, "a", 50, true); err != nil {
+		t.Fatal(err)
+	}
+	waitISR(t, ctx, adm, "__transaction_state", 3, 60*time.Second)
+	coord := adm.FindTxnCoordinators(ctx, txnID)[txnID]
+	if coord.Err != nil {
+		t.Fatal(coord.Err)
+	}
+	// Transaction b is open (records written, not ended) when the
+	// coordinator's broker dies; then the client tries to commit it.
+	if err := p1.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if err := p1.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "b-%d", i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Node(coord.NodeID).Kill()
+	bCommitted := false
+	ectx, ecancel := context.WithTimeout(ctx, 45*time.Second)
+	err := p1.EndTransaction(ectx, kgo.TryCommit)
+	ecancel()
+	if err == nil {
+		bCommitted = true
+	}
+	t.Logf("coordinator on node %d killed; commit of the open transaction: %v", coord.NodeID, err)
+	p1.Close()
+	// A new incarnation of the same transactional id (fencing p1 and
+	// aborting b if it is still open) commits c.
+	var cPrefix string // the attempt whose commit was acknowledged
+	took := Eventually(t, 90*time.Second, "a transaction after the coordinator's broker died", func() error {
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Seeds()...), kgo.RetryTimeout(10 * time.Second)}, opts...)...)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		prefix := fmt.Sprintf("c%d", time.Now().UnixNano())
+		if err := txn(cl, prefix, 50, true); err != nil {
+			return err
+		}
+		cPrefix = prefix
+		return nil
+	})
+	t.Logf("a new incarnation of %s committed a transaction %v after the old one ended", txnID, took.Round(time.Millisecond))
+	c.Node(coord.NodeID).Restart()
+	waitISR(t, ctx, adm, topic, 3, 90*time.Second)
+
+	ccl, _ := newClient(t, c, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	seen := map[string]int{}
+	counts := map[string]int{}
+	want := 100
+	if bCommitted {
+		want = 150
+	}
+	for n := 0; n < want; {
+		fs := ccl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read_committed: %d of at least %d records (%v)", n, want, counts)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			v := string(r.Value)
+			seen[v]++
+			counts[v[:strings.IndexByte(v, '-')]]++
+			n++
+		})
+	}
+	tctx, tcancel := context.WithTimeout(ctx, time.Second)
+	ccl.PollFetches(tctx).EachRecord(func(r *kgo.Record) {
+		v := string(r.Value)
+		seen[v]++
+		counts[v[:strings.IndexByte(v, '-')]]++
+	})
+	tcancel()
+	for v, k := range seen {
+		if k != 1 {
+			t.Fatalf("%q seen %d times", v, k)
+		}
+	}
+	// Acknowledged commits are whole; every other transaction (b if its
+	// commit was not acknowledged, failed c attempts) is all or nothing.
+	for prefix, k := range counts {
+		if k != 50 && k != 0 {
+			t.Fatalf("transaction %s torn: %d of 50 records visible (%v)", prefix, k, counts)
+		}
+	}
+	if counts["a"] != 50 || counts[cPrefix] != 50 || (bCommitted && counts["b"] != 50) {
+		t.Fatalf("read_committed counts %v: a committed transaction is missing (b commit acknowledged: %v, c = %s)", counts, bCommitted, cPrefix)
+	}
+	t.Logf("read_committed: %v (b commit acknowledged: %v)", counts, bCommitted)
 }
