@@ -291,9 +291,6 @@ func (b *Broker) missingPartitionErr(topic string, part int32) error {
 	return kerr.NotLeaderForPartition
 }
 
-// requireKeys checks that every data record of the batches has a key
-// (compacted topics). Malformed batches are left for the storage engine to
-// refuse with its own error.
 // refuseControl refuses control batches (transaction markers) from
 // clients: only the transaction coordinator writes them (Kafka:
 // INVALID_RECORD). It reads each batch's attributes in place; a malformed
@@ -316,6 +313,9 @@ func refuseControl(records []byte) error {
 	return nil
 }
 
+// requireKeys checks that every data record of the batches has a key
+// (compacted topics). Malformed batches are left for the storage engine to
+// refuse with its own error.
 func requireKeys(records []byte) error {
 	var dec batch.Decoder
 	it := batch.NewIter(records)

@@ -305,8 +305,7 @@ func (b *Broker) readFetchItem(it *fetchItem, isolation int8, budget int64, firs
 			return out
 		}
 	}
-	out.hw = p.highWatermark()
-	out.lso = p.lastStableOffset()
+	out.hw, out.lso = p.log.FetchBounds() // one high watermark read for both bounds
 	out.logStart = p.log.LogStartOffset()
 	bound := out.hw
 	if isolation == 1 {

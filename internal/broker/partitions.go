@@ -49,8 +49,8 @@ func (p *partition) highWatermark() int64 { return p.log.HighWatermark() }
 // offset (first offset of the earliest open transaction), at most the
 // high watermark.
 func (p *partition) lastStableOffset() int64 {
-	hw := p.highWatermark()
-	return min(p.log.LastStableOffset(), hw)
+	_, lso := p.log.FetchBounds()
+	return lso
 }
 
 // addWaiter registers w to be woken by appends.
