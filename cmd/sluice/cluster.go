@@ -3,12 +3,20 @@ package main
 // sluice cluster info: the cluster id, the controller, the metadata quorum
 // (voters and broker-only observers, through DescribeQuorum) and the
 // brokers with their state, through kadm.
+//
+// sluice cluster add-voter / remove-voter: change the metadata quorum's
+// voters with the cluster up (KIP-853's AddRaftVoter and RemoveRaftVoter,
+// as kafka-metadata-quorum.sh add-controller / remove-controller), sent
+// with kgo (kadm has no call for them).
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
+	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -18,6 +26,8 @@ import (
 func runCluster(ctx context.Context, args []string, env cmdEnv) error {
 	return family("cluster", []subcommand{
 		{"info", "cluster id, controller, voters, brokers (live or fenced) and the APIs they support", runClusterInfo},
+		{"add-voter", "make a broker-only node a controller voter (AddRaftVoter)", runClusterAddVoter},
+		{"remove-voter", "remove a controller voter from the metadata quorum (RemoveRaftVoter)", runClusterRemoveVoter},
 	})(ctx, args, env)
 }
 
@@ -197,4 +207,99 @@ func describeQuorum(ctx context.Context, cf *clientFlags, env cmdEnv) (voters, o
 	sort.Slice(voters, func(i, j int) bool { return voters[i] < voters[j] })
 	sort.Slice(observers, func(i, j int) bool { return observers[i] < observers[j] })
 	return voters, observers, nil
+}
+
+// runClusterAddVoter sends AddRaftVoter for a node that already follows
+// the metadata quorum as an observer (a broker-only node).
+func runClusterAddVoter(ctx context.Context, args []string, env cmdEnv) error {
+	var cf clientFlags
+	fs := newFlagSet("cluster add-voter", "cluster add-voter --node-id N --controller-address host:port [--timeout 30s]", env)
+	cf.register(fs, false)
+	nodeID := fs.Int("node-id", -1, "id of the node to make a voter (it must run as a broker-only node)")
+	addr := fs.String("controller-address", "", "host:port of the node's controller listener (its --controller-listen)")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long the controller may take to add the voter")
+	if pos, err := parseInterspersed(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return errUsage{fmt.Sprintf("unexpected arguments: %v", pos)}
+	}
+	if *nodeID < 0 || *nodeID > 1<<31-1 {
+		return errUsage{"--node-id is required (a node id, 0 or more)"}
+	}
+	host, p, err := net.SplitHostPort(*addr)
+	port, perr := strconv.ParseUint(p, 10, 16)
+	if err != nil || perr != nil || host == "" || port == 0 {
+		return errUsage{fmt.Sprintf("--controller-address %q: want host:port", *addr)}
+	}
+	if *timeout <= 0 || *timeout > time.Duration(1<<31-1)*time.Millisecond {
+		return errUsage{fmt.Sprintf("--timeout %v: want a positive duration", *timeout)}
+	}
+	req := kmsg.NewPtrAddRaftVoterRequest()
+	req.VoterID = int32(*nodeID)
+	req.TimeoutMillis = int32(*timeout / time.Millisecond)
+	l := kmsg.NewAddRaftVoterRequestListener()
+	l.Name, l.Host, l.Port = "CONTROLLER", host, uint16(port)
+	req.Listeners = append(req.Listeners, l)
+	resp, err := sendQuorumRequest(ctx, &cf, env, req)
+	if err != nil {
+		return fmt.Errorf("AddRaftVoter: %w", err)
+	}
+	r := resp.(*kmsg.AddRaftVoterResponse)
+	if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+		return kafkaErr(fmt.Sprintf("adding voter %d", *nodeID), err, derefString(r.ErrorMessage))
+	}
+	_, err = fmt.Fprintf(env.stdout, "Node %d is a voter of the metadata quorum (controller address %s).\n", *nodeID, *addr)
+	return err
+}
+
+// runClusterRemoveVoter sends RemoveRaftVoter.
+func runClusterRemoveVoter(ctx context.Context, args []string, env cmdEnv) error {
+	var cf clientFlags
+	fs := newFlagSet("cluster remove-voter", "cluster remove-voter --node-id N", env)
+	cf.register(fs, false)
+	nodeID := fs.Int("node-id", -1, "id of the voter to remove")
+	if pos, err := parseInterspersed(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return errUsage{fmt.Sprintf("unexpected arguments: %v", pos)}
+	}
+	if *nodeID < 0 || *nodeID > 1<<31-1 {
+		return errUsage{"--node-id is required (a node id, 0 or more)"}
+	}
+	req := kmsg.NewPtrRemoveRaftVoterRequest()
+	req.VoterID = int32(*nodeID)
+	resp, err := sendQuorumRequest(ctx, &cf, env, req)
+	if err != nil {
+		return fmt.Errorf("RemoveRaftVoter: %w", err)
+	}
+	r := resp.(*kmsg.RemoveRaftVoterResponse)
+	if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+		return kafkaErr(fmt.Sprintf("removing voter %d", *nodeID), err, derefString(r.ErrorMessage))
+	}
+	_, err = fmt.Fprintf(env.stdout, "Node %d is no longer a voter of the metadata quorum.\n", *nodeID)
+	return err
+}
+
+// sendQuorumRequest sends a quorum change to one of the brokers (any
+// Sluice broker forwards it to the active controller). A broker that does
+// not know the API (an older Sluice, or Kafka's broker listener, where
+// these requests go to the controllers) fails with UNSUPPORTED_VERSION.
+func sendQuorumRequest(ctx context.Context, cf *clientFlags, env cmdEnv, req kmsg.Request) (kmsg.Response, error) {
+	opts, err := cf.kgoOpts(env)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	return cl.Request(ctx, req)
+}
+
+func derefString(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

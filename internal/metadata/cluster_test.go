@@ -617,21 +617,39 @@ func TestClusterVoterChanges(t *testing.T) {
 			break
 		}
 	}
+	var vs *Store
+	for _, s := range c.all() {
+		if s.cfg.NodeID == victim {
+			vs = s
+		}
+	}
 	if err := n4.RemoveVoter(ctx, victim); err != nil {
 		t.Fatal(err)
 	}
-	c.kill(victim)
-	waitFor(t, 5*time.Second, "voter removed", func() bool {
-		_, ok := members(c.leader())[victim]
-		return !ok
+	// The removed node still runs: it joins again as an observer (a
+	// non-voter) and keeps following the metadata.
+	waitFor(t, 10*time.Second, "removed voter back as an observer", func() bool {
+		voter, ok := members(c.leader())[victim]
+		return ok && !voter
 	})
+	if _, err := c.leader().CreateTopic(ctx, TopicSpec{Name: "after-removal", Partitions: 1, ReplicationFactor: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "removed voter follows the metadata", func() bool { _, ok := vs.Topic("after-removal"); return ok })
+	c.kill(victim)
 	lid := c.leader().cfg.NodeID
 	if err := n4.RemoveVoter(ctx, lid); err != nil {
 		t.Fatal(err)
 	}
 	c.kill(lid)
 	l := c.leader()
-	if got := members(l); len(got) != 2 || !got[4] {
+	voters := 0
+	for _, v := range members(l) {
+		if v {
+			voters++
+		}
+	}
+	if got := members(l); voters != 2 || !got[4] {
 		t.Fatalf("members after removals %v", got)
 	}
 	if _, err := c.follower().CreateTopic(ctx, TopicSpec{Name: "t3", Partitions: 1, ReplicationFactor: 1}, false); err != nil {

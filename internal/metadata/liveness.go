@@ -3,6 +3,7 @@ package metadata
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -183,7 +184,27 @@ func (s *Store) heartbeatLoop() {
 			if err != nil && s.ctx.Err() == nil {
 				s.logger.Debug("broker heartbeat failed", "err", err)
 			}
+			s.rejoinIfRemoved()
 		}
+	}
+}
+
+// rejoinIfRemoved makes a running node that was removed from the quorum
+// (RemoveVoter, e.g. a voter removed while it still runs) an observer
+// again: raft leaves a removed server without a leader, so the node asks
+// the controller to add it back as a non-voter, the way a broker-only
+// node joins at Open. Its metadata then keeps flowing, as a removed KRaft
+// voter keeps fetching as an observer.
+func (s *Store) rejoinIfRemoved() {
+	ms, err := s.Members()
+	if err != nil || len(ms) == 0 || slices.ContainsFunc(ms, func(m Member) bool { return m.NodeID == s.cfg.NodeID }) {
+		return
+	}
+	s.logger.Info("removed from the controller quorum while running: joining again as an observer", "node-id", s.cfg.NodeID)
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	if err := s.join(ctx); err != nil && s.ctx.Err() == nil {
+		s.logger.Warn("joining the controller quorum again failed", "err", err)
 	}
 }
 
