@@ -152,6 +152,10 @@ func New(cfg Config) (*Broker, error) {
 		BrokerSessionTimeout:    set.sessionTimeout,
 		BrokerHeartbeatInterval: set.heartbeatInterval,
 		Logger:                  b.logger.With("component", "metadata"),
+
+		AutoLeaderRebalanceDisable:         !set.autoLeaderRebalance,
+		LeaderImbalanceCheckInterval:       set.leaderImbalanceCheck,
+		LeaderImbalancePerBrokerPercentage: set.leaderImbalancePercent,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: open metadata: %w", err)

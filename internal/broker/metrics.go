@@ -3,6 +3,7 @@ package broker
 import (
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,10 @@ type metrics struct {
 	badFrames    prometheus.Counter
 	panics       prometheus.Counter
 	fetchParked  prometheus.Gauge
+	// isrShrinks and isrExpands count the ISR changes this broker made as
+	// a partition leader (Kafka's IsrShrinksPerSec, IsrExpandsPerSec).
+	isrShrinks prometheus.Counter
+	isrExpands prometheus.Counter
 	// perAPI caches the request counter and latency histogram of each API
 	// key, so observing a request does not hash its label.
 	perAPI [kmsg.MaxKey + 1]atomic.Pointer[apiMetrics]
@@ -54,7 +59,9 @@ func newMetrics(b *Broker) *metrics {
 	m.badFrames = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_bad_requests_total", Help: "Connections closed for a malformed, oversized or unsupported request."})
 	m.panics = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_handler_panics_total", Help: "Panics recovered in request handling (each closed its connection)."})
 	m.fetchParked = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_fetch_purgatory_size", Help: "Fetches parked waiting for data."})
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.bytesIn, m.recordsIn, m.bytesOut, m.fetchBytes, m.connections, m.connRejected, m.badFrames, m.panics, m.fetchParked} {
+	m.isrShrinks = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_isr_shrinks_total", Help: "ISR shrinks this broker made as a partition leader (Kafka's IsrShrinksPerSec)."})
+	m.isrExpands = prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_isr_expands_total", Help: "ISR expansions this broker made as a partition leader (Kafka's IsrExpandsPerSec)."})
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.bytesIn, m.recordsIn, m.bytesOut, m.fetchBytes, m.connections, m.connRejected, m.badFrames, m.panics, m.fetchParked, m.isrShrinks, m.isrExpands} {
 		f(c)
 	}
 	f(collectors.NewGoCollector())
@@ -63,7 +70,100 @@ func newMetrics(b *Broker) *metrics {
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_copied_bytes_total", Help: "Fetch bytes copied through user space (TLS or forced copy)."}, func() float64 { return float64(b.stats.CopiedBytes.Load()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_fetch_sessions", Help: "Incremental fetch sessions cached."}, func() float64 { return float64(b.sessions.len()) }))
 	f(partitionCollector{b})
+	f(replicationCollector{b})
 	return m
+}
+
+// onISRChange counts an ISR change accepted by the controller for a
+// partition this broker leads (replica.Config.OnISRChange): a member
+// removed is a shrink, a member added an expansion.
+func (m *metrics) onISRChange(_ string, _ int32, oldISR, newISR []int32) {
+	if slices.ContainsFunc(oldISR, func(id int32) bool { return !slices.Contains(newISR, id) }) {
+		m.isrShrinks.Inc()
+	}
+	if slices.ContainsFunc(newISR, func(id int32) bool { return !slices.Contains(oldISR, id) }) {
+		m.isrExpands.Inc()
+	}
+}
+
+// replicationCollector reports Kafka's replication health gauges
+// (ReplicaManager's UnderReplicatedPartitions, UnderMinIsrPartitionCount,
+// AtMinIsrPartitionCount, LeaderCount, PartitionCount; the controller's
+// ActiveControllerCount, OfflinePartitionsCount, FencedBrokerCount),
+// computed at scrape time from this node's committed metadata.
+type replicationCollector struct{ b *Broker }
+
+var (
+	descUnderReplicated = prometheus.NewDesc("sluice_under_replicated_partitions", "Partitions this broker leads whose ISR is smaller than the replica set.", nil, nil)
+	descUnderMinISR     = prometheus.NewDesc("sluice_under_min_isr_partitions", "Partitions this broker leads whose ISR is smaller than min.insync.replicas.", nil, nil)
+	descAtMinISR        = prometheus.NewDesc("sluice_at_min_isr_partitions", "Partitions this broker leads whose ISR size equals min.insync.replicas.", nil, nil)
+	descLeaderParts     = prometheus.NewDesc("sluice_leader_partitions", "Partitions this broker leads.", nil, nil)
+	descHostedParts     = prometheus.NewDesc("sluice_partitions", "Partition replicas assigned to this broker.", nil, nil)
+	descOffline         = prometheus.NewDesc("sluice_offline_partitions", "Partitions without a leader (reported by the active controller; 0 elsewhere).", nil, nil)
+	descActiveCtrl      = prometheus.NewDesc("sluice_active_controller", "1 on the active controller of the metadata quorum, else 0.", nil, nil)
+	descFenced          = prometheus.NewDesc("sluice_fenced_brokers", "Registered brokers that are fenced (reported by the active controller; 0 elsewhere).", nil, nil)
+	replicationDsc      = []*prometheus.Desc{descUnderReplicated, descUnderMinISR, descAtMinISR, descLeaderParts, descHostedParts, descOffline, descActiveCtrl, descFenced}
+)
+
+func (c replicationCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range replicationDsc {
+		ch <- d
+	}
+}
+
+func (c replicationCollector) Collect(ch chan<- prometheus.Metric) {
+	meta := c.b.meta
+	if meta == nil {
+		return
+	}
+	self := c.b.cfg.NodeID
+	controller := meta.IsController()
+	var under, underMin, atMin, leading, hosted, offline, fenced int
+	for _, t := range meta.Topics() {
+		minISR := -1 // computed once per topic, if this broker leads one of its partitions
+		for _, p := range t.Partitions {
+			if controller && p.Leader < 0 {
+				offline++
+			}
+			if slices.Contains(p.Replicas, self) {
+				hosted++
+			}
+			if p.Leader != self {
+				continue
+			}
+			leading++
+			if len(p.ISR) < len(p.Replicas) {
+				under++
+			}
+			if minISR < 0 {
+				minISR = c.b.minInsync(t.Configs)
+			}
+			switch {
+			case len(p.ISR) < minISR:
+				underMin++
+			case len(p.ISR) == minISR:
+				atMin++
+			}
+		}
+	}
+	active := 0.0
+	if controller {
+		active = 1
+		for _, br := range meta.Brokers() {
+			if br.Fenced {
+				fenced++
+			}
+		}
+	}
+	g := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	g(descUnderReplicated, float64(under))
+	g(descUnderMinISR, float64(underMin))
+	g(descAtMinISR, float64(atMin))
+	g(descLeaderParts, float64(leading))
+	g(descHostedParts, float64(hosted))
+	g(descOffline, float64(offline))
+	g(descActiveCtrl, active)
+	g(descFenced, float64(fenced))
 }
 
 func (m *metrics) observe(p *pending) {

@@ -71,6 +71,7 @@ func (b *Broker) startReplicas() error {
 		FetchMaxWait:      b.set.replicaFetchWait,
 		FetchBackoff:      b.set.replicaFetchBackoff,
 		Logger:            b.logger.With("component", "replica"),
+		OnISRChange:       b.metrics.onISRChange, // metrics.go
 	}, func(id int32) replica.LeaderClient { return replica.NewKgoClient(cl, id) })
 	return err
 }

@@ -74,6 +74,21 @@ type Config struct {
 	// BrokerHeartbeatInterval is broker.heartbeat.interval.ms: how often
 	// this node's broker heartbeats to the active controller. Default 2 s.
 	BrokerHeartbeatInterval time.Duration
+	// AutoLeaderRebalanceDisable is auto.leader.rebalance.enable=false:
+	// the active controller does not move leaderships back to preferred
+	// replicas by itself (see rebalance.go). Default false (enabled).
+	AutoLeaderRebalanceDisable bool
+	// LeaderImbalanceCheckInterval is
+	// leader.imbalance.check.interval.seconds: how often the active
+	// controller checks the leader imbalance. Default 300 s.
+	LeaderImbalanceCheckInterval time.Duration
+	// LeaderImbalancePerBrokerPercentage is
+	// leader.imbalance.per.broker.percentage: the active controller runs
+	// preferred elections for a broker's partitions when more than this
+	// percentage of the partitions it is the preferred replica of are led
+	// elsewhere. Zero means the default, 10; a negative value means 0
+	// (any imbalance).
+	LeaderImbalancePerBrokerPercentage int
 	// Now is the controller's clock for broker sessions; default time.Now.
 	Now func() time.Time
 	// UncleanRestart tells the controller, in this node's first
@@ -186,6 +201,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.BrokerHeartbeatInterval <= 0 {
 		c.BrokerHeartbeatInterval = 2 * time.Second
+	}
+	if c.LeaderImbalanceCheckInterval <= 0 {
+		c.LeaderImbalanceCheckInterval = 300 * time.Second
+	}
+	if c.LeaderImbalancePerBrokerPercentage == 0 {
+		c.LeaderImbalancePerBrokerPercentage = 10
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -418,9 +439,10 @@ func Open(ctx context.Context, cfg Config) (_ *Store, err error) {
 	if err := s.registerSelf(ctx, false); err != nil {
 		return nil, err
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.controllerLoop()
 	go s.heartbeatLoop()
+	go s.rebalanceLoop() // rebalance.go
 	s.logger.Info("metadata store open", "cluster-id", s.ClusterID(), "node-id", cfg.NodeID,
 		"voter", cfg.IsVoter(), "controller", s.ControllerID(),
 		"topics", len(s.fsm.topics()), "last-index", s.raft.LastIndex())

@@ -91,12 +91,13 @@ func (l *Leader) proposeLocked(newISR []int32) {
 	req := metadata.AlterPartitionRequest{BrokerID: l.cfg.NodeID, BrokerEpoch: l.brokerEpoch(),
 		Topic: l.lc.State.Topic, TopicID: l.lc.State.TopicID, Partition: l.lc.State.Partition,
 		LeaderEpoch: l.mu.leaderEpoch, PartitionEpoch: l.mu.partitionEpoch, ISR: slices.Clone(newISR)}
-	l.goFunc(func() { l.sendAlterPartition(req) })
+	base := slices.Clone(l.mu.isr)
+	l.goFunc(func() { l.sendAlterPartition(req, base) })
 }
 
-// sendAlterPartition sends one proposal, retrying retriable errors with
-// backoff, and applies the answer.
-func (l *Leader) sendAlterPartition(req metadata.AlterPartitionRequest) {
+// sendAlterPartition sends one proposal (made from the committed ISR
+// base), retrying retriable errors with backoff, and applies the answer.
+func (l *Leader) sendAlterPartition(req metadata.AlterPartitionRequest, base []int32) {
 	backoff := l.cfg.AlterPartitionBackoff
 	for {
 		ctx, cancel := context.WithTimeout(l.ctx, l.cfg.AlterPartitionTimeout)
@@ -104,6 +105,10 @@ func (l *Leader) sendAlterPartition(req metadata.AlterPartitionRequest) {
 		cancel()
 		if l.ctx.Err() != nil {
 			return
+		}
+		if err == nil && l.cfg.OnISRChange != nil && p.Leader == l.cfg.NodeID && p.LeaderEpoch == req.LeaderEpoch && !slices.Equal(base, p.ISR) {
+			// Accepted (the metadata update may reach Update first).
+			l.cfg.OnISRChange(req.Topic, req.Partition, base, slices.Clone(p.ISR))
 		}
 		retry := l.handleAlterPartition(req, p, err)
 		if !retry {
