@@ -14,6 +14,12 @@
 // (kfake.DataDir: page cache) and kfake/sync (kfake.DataDir+SyncWrites: an
 // fsync per batch). Each figure of sluice/pagecache is compared with
 // kfake/mem and kfake/disk; each of sluice/durable with kfake/sync.
+//
+// sluice-cluster/pagecache and sluice-cluster/durable are three sluice
+// processes forming one cluster (issue 7); they run only the replication
+// scenarios, 1 KiB acks=all produce and end-to-end latency on a topic with
+// replication factor 1 and one with 3, and the report gives RF 3 ÷ RF 1
+// (`go run ./bench -servers sluice-cluster` runs only those).
 package main
 
 import (
@@ -23,6 +29,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,7 +67,7 @@ func defaultConfig() config {
 		idleConns:   10000,
 		scaleParts:  []int{256},
 		scaleConns:  8,
-		servers:     []serverKind{sluicePageCache, sluiceDurable, kfakeMem, kfakeDisk, kfakeSync},
+		servers:     allKinds,
 		limitsBytes: 512 << 20,
 		out:         os.Stdout,
 		progress:    os.Stderr,
@@ -94,7 +101,7 @@ func main() {
 	parts := flag.String("scale-partitions", "256", "extra partition counts for scaling (1 and 16 are always run)")
 	sconns := flag.Int("scale-conns", c.scaleConns, "producer connections of the scaling scenario (0: skip)")
 	limMB := flag.Int64("limits-mb", c.limitsBytes>>20, "MiB written and sent by the physical-limit measurements")
-	servers := flag.String("servers", "", "comma-separated subset, e.g. sluice/pagecache,kfake/mem (default: all five)")
+	servers := flag.String("servers", "", "comma-separated subset, e.g. sluice/pagecache,kfake/mem; a name alone is all its modes, e.g. sluice-cluster (default: all seven)")
 	sluiceBin := flag.String("sluice", "", "use this sluice binary instead of building ./cmd/sluice")
 	profile := flag.String("profile", "", "after the runs, save CPU profiles of sluice/pagecache (produce.pprof, fetch.pprof) in this directory")
 	profileSecs := flag.Int("profile-seconds", 8, "length of each CPU profile")
@@ -123,13 +130,13 @@ func main() {
 			c.scaleParts = append(c.scaleParts, n)
 		}
 	}
+	var err error
 	c.md, c.tmp, c.sluiceBin = *md, *tmp, *sluiceBin
 	c.profileDir, c.profileSecs = *profile, *profileSecs
 	if *servers != "" {
-		c.servers = nil
-		for _, s := range strings.Split(*servers, ",") {
-			name, mode, _ := strings.Cut(strings.TrimSpace(s), "/")
-			c.servers = append(c.servers, serverKind{name, mode})
+		if c.servers, err = parseServers(*servers); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -servers:", err)
+			os.Exit(2)
 		}
 	}
 	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
@@ -153,7 +160,62 @@ func main() {
 	}
 }
 
-// scenarios lists the workloads run against every server, in order.
+// parseServers reads -servers: name/mode kinds, or a name alone for every
+// mode of that name.
+func parseServers(list string) ([]serverKind, error) {
+	var out []serverKind
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		name, mode, hasMode := strings.Cut(s, "/")
+		matched := false
+		for _, k := range allKinds {
+			if k.Name == name && (!hasMode || k.Mode == mode) {
+				matched = true
+				if !slices.Contains(out, k) {
+					out = append(out, k)
+				}
+			}
+		}
+		if !matched {
+			return nil, fmt.Errorf("unknown server %q (known: %v)", s, allKinds)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no server in %q", list)
+	}
+	return out, nil
+}
+
+// scenariosFor lists the workloads run against a server of kind k, in
+// order: the replication scenarios on a cluster, the others on a single
+// node.
+func (c config) scenariosFor(k serverKind) []scenario {
+	if k.Name == clusterName {
+		return c.replicationScenarios()
+	}
+	return c.scenarios()
+}
+
+// replicationScenarios are run on the three-broker cluster (issue 7): 1 KiB
+// acks=all produce and end-to-end latency, each on a topic with
+// replication factor 1 and one with 3 (min.insync.replicas=2), on the same
+// processes in the same run, so that RF 3 ÷ RF 1 compares like with like.
+func (c config) replicationScenarios() []scenario {
+	var ss []scenario
+	for _, kind := range []string{"produce", "e2e"} {
+		for _, p := range []int{1, 16} {
+			for _, rf := range []int{1, 3} {
+				ss = append(ss, scenario{Kind: kind, Size: 1024, Partitions: p, Acks: "all", Conns: 1, RF: rf})
+			}
+		}
+	}
+	return ss
+}
+
+// scenarios lists the workloads run against every single-node server, in
+// order.
 func (c config) scenarios() []scenario {
 	var ss []scenario
 	// Idle connections first, on the fresh server: later, the heap left
@@ -212,7 +274,8 @@ func run(ctx context.Context, c config) (*report, error) {
 			if err != nil {
 				return nil, err
 			}
-			for _, s := range c.scenarios() {
+			scenarios := c.scenariosFor(kind)
+			for _, s := range scenarios {
 				t0 := time.Now()
 				var f figures
 				switch s.Kind {
@@ -226,12 +289,13 @@ func run(ctx context.Context, c config) (*report, error) {
 					f, err = runIdle(ctx, srv, s)
 				}
 				if err != nil {
+					err = fmt.Errorf("run %d, %v, %v: %w\n%s", r+1, kind, s, err, srv.logTail())
 					srv.stop()
-					return nil, fmt.Errorf("run %d, %v, %v: %w\n%s", r+1, kind, s, err, srv.logs.b)
+					return nil, err
 				}
-				if !readLater(s, c.scenarios()) {
+				if !readLater(s, scenarios) {
 					// Keeps kfake/mem's heap and the data dirs small.
-					if err := deleteTopic(ctx, srv.addr, s.topic()); err != nil {
+					if err := deleteTopic(ctx, srv.seeds(), s.topic()); err != nil {
 						srv.stop()
 						return nil, fmt.Errorf("run %d, %v, delete %s: %w", r+1, kind, s.topic(), err)
 					}

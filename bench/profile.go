@@ -80,7 +80,7 @@ func profileSluice(ctx context.Context, bins binaries, c config, dir string, sec
 		if _, err := runProduce(ctx, srv, s, lim); err != nil {
 			return err
 		}
-		return deleteTopic(ctx, srv.addr, s.topic())
+		return deleteTopic(ctx, srv.seeds(), s.topic())
 	})
 	if err != nil {
 		return fmt.Errorf("produce profile: %w", err)
@@ -95,7 +95,7 @@ func profileSluice(ctx context.Context, bins binaries, c config, dir string, sec
 	if err := during("fetch.pprof", func() error { _, err := runConsume(ctx, srv, read, lim); return err }); err != nil {
 		return fmt.Errorf("fetch profile: %w", err)
 	}
-	if err := deleteTopic(ctx, srv.addr, data.topic()); err != nil {
+	if err := deleteTopic(ctx, srv.seeds(), data.topic()); err != nil {
 		return err
 	}
 	// The end-to-end profile: one small produce and one fetch per record.

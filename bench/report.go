@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -89,19 +90,37 @@ func (r *report) ratio(row, a, b, fig string) string {
 	return fmt.Sprintf("%.2f×", x/y)
 }
 
+// rowRatio is the ratio of the medians of fig of two rows on one server.
+func (r *report) rowRatio(a, b, server, fig string) string {
+	x, ok1 := r.median(a, server, fig)
+	y, ok2 := r.median(b, server, fig)
+	if !ok1 || !ok2 || y == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", x/y)
+}
+
 // markdown renders every table.
 func (r *report) markdown(c config) string {
 	var b strings.Builder
-	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	// w is &b, or io.Discard for the single-node tables when no single-node
+	// server was run (-servers sluice-cluster): they would be empty.
+	w := io.Writer(&b)
+	single := io.Writer(&b)
+	if !slices.ContainsFunc(c.servers, func(k serverKind) bool { return k.Name != clusterName }) {
+		single = io.Discard
+	}
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	has := func(k serverKind) bool { return slices.Contains(c.servers, k) }
 	p("Generated %s by `go run ./bench` with %d run(s)%s. Cells: median (min–max over runs). ", time.Now().UTC().Format("2006-01-02 15:04 UTC"), c.runs, map[bool]string{true: " in -quick mode", false: ""}[c.quick])
 	p("Bounds: produce %d KiB or %v per scenario (one kgo client per connection, default options: linger 10ms, acks=all idempotent, acks=1 not); consume: all of the acks=all topic, one kgo consumer; e2e %d records of 1 KiB at %.0f records/s, acks=all, linger 0. ", c.lim.produceBytes>>10, c.lim.produceTime, c.lim.e2eRecords, c.lim.e2eRate)
 	p("MB/s counts record values (10^6 bytes); CPU s/GB is the server process's CPU time (all threads, user+system: /proc/<pid>/task/*/schedstat) per 10^9 value bytes. Ratio rows are Sluice/kfake of the medians (for latency and CPU, below 1 is better).\n\n")
 
+	w = single
 	p("### Throughput, latency and CPU\n\n")
 	p("| scenario | server | %s |\n|---|---|%s\n", strings.Join(figureOrder[:6], " | "), strings.Repeat("---|", 6))
 	for _, row := range r.rows {
-		if strings.HasPrefix(row, "idle") || r.data[row]["machine"] != nil {
+		if strings.HasPrefix(row, "idle") || r.data[row]["machine"] != nil || isReplication(row) {
 			continue
 		}
 		first := true
@@ -163,6 +182,8 @@ func (r *report) markdown(c config) string {
 				r.ratio(row, sk.String(), peer.String(), figMB)+" vs "+peer.String(), r.ratio(row, sk.String(), peer.String(), figCPU))
 		}
 	}
+	w = &b
+	r.replication(&b, c)
 	for _, row := range r.rows {
 		if !strings.HasPrefix(row, "idle") {
 			continue
@@ -170,6 +191,9 @@ func (r *report) markdown(c config) string {
 		p("\n### Memory per connection (%s: one ApiVersions request each, then idle; broker RSS after minus before)\n\n", row)
 		p("| server | RSS KiB/conn |\n|---|---|\n")
 		for _, sk := range c.servers {
+			if sk.Name == clusterName {
+				continue
+			}
 			p("| %s | %s |\n", sk, r.cell(row, sk.String(), figRSS, c.runs))
 		}
 	}
@@ -187,6 +211,7 @@ func (r *report) markdown(c config) string {
 			p("| %s | %s | %s | %.2f |\n", label, num(x), num(y), x/y)
 		}
 	}
+	w = single
 	p("\n| Sluice against the limit | Sluice | limit | fraction |\n|---|---|---|---|\n")
 	for _, acks := range []string{"1", "all"} {
 		row := "produce 1KiB p1 acks=" + acks
@@ -245,6 +270,57 @@ func (r *report) markdown(c config) string {
 		target(erow+" at 10k/s, durable, p99", v, ok, 1.5, false, " ms")
 	}
 	return b.String()
+}
+
+// isReplication reports whether row is a replication scenario (on the
+// three-broker cluster: its name ends in the replication factor).
+func isReplication(row string) bool { return strings.Contains(row, " rf=") }
+
+// replication renders the table of the replication scenarios: for each
+// scenario and cluster mode, the RF 1 and RF 3 rows and their ratio.
+func (r *report) replication(b *strings.Builder, c config) {
+	var kinds []serverKind
+	for _, k := range c.servers {
+		if k.Name == clusterName {
+			kinds = append(kinds, k)
+		}
+	}
+	var bases []string
+	for _, row := range r.rows {
+		if base, ok := strings.CutSuffix(row, " rf=3"); ok && r.data[base+" rf=1"] != nil {
+			bases = append(bases, base)
+		}
+	}
+	if len(kinds) == 0 || len(bases) == 0 {
+		return
+	}
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	figs := figureOrder[:6]
+	p("\n### Replication (3 brokers, acks=all)\n\n")
+	p("Three `sluice serve` processes forming one cluster (each a broker and a controller voter) on this machine, with the client; ")
+	p("each scenario writes a topic with replication factor 1 and one with 3 (`min.insync.replicas=2`) on the same processes in the same run. ")
+	p("1 KiB values, acks=all (idempotent); produce and e2e bounds as above. Leaders are wherever the controller placed them. ")
+	p("CPU s/GB sums the three brokers' CPU. Ratio rows are RF 3 ÷ RF 1 of the medians.\n\n")
+	p("| scenario | server | RF | %s |\n|---|---|---|%s\n", strings.Join(figs, " | "), strings.Repeat("---|", len(figs)))
+	for _, base := range bases {
+		name := base
+		for _, k := range kinds {
+			server := k.String()
+			for _, rf := range []string{"1", "3"} {
+				var cells []string
+				for _, f := range figs {
+					cells = append(cells, r.cell(base+" rf="+rf, k.String(), f, c.runs))
+				}
+				p("| %s | %s | %s | %s |\n", name, server, rf, strings.Join(cells, " | "))
+				name, server = "", ""
+			}
+			var ratios []string
+			for _, f := range figs {
+				ratios = append(ratios, r.rowRatio(base+" rf=3", base+" rf=1", k.String(), f))
+			}
+			p("|  |  | ratio RF3/RF1 | %s |\n", strings.Join(ratios, " | "))
+		}
+	}
 }
 
 func abs(x float64) float64 { return max(x, -x) }

@@ -40,9 +40,22 @@ type scenario struct {
 	Acks       string // "1" or "all" (produce, e2e)
 	Conns      int    // producer clients (produce), idle connections (idle)
 	Tag        string // appended to the topic name
+	// RF is the replication factor of a replication scenario, run on the
+	// three-broker cluster (acks=all; min.insync.replicas=2 when RF > 1);
+	// 0 for the single-node scenarios (RF 1 on a one-node server).
+	RF int
 }
 
 func (s scenario) String() string {
+	n := s.name()
+	if s.RF > 0 {
+		n += fmt.Sprintf(" rf=%d", s.RF)
+	}
+	return n
+}
+
+// name is String without the replication factor.
+func (s scenario) name() string {
 	size := fmt.Sprintf("%dB", s.Size)
 	if s.Size%1024 == 0 {
 		size = fmt.Sprintf("%dKiB", s.Size/1024)
@@ -74,7 +87,11 @@ func (s scenario) topic() string {
 	if s.Kind == "consume" {
 		acks = "all"
 	}
-	return fmt.Sprintf("bench-%s-%d-p%d-acks%s-c%d%s", map[bool]string{true: "e2e", false: "data"}[s.Kind == "e2e"], s.Size, s.Partitions, acks, max(1, s.Conns), s.Tag)
+	rf := ""
+	if s.RF > 0 {
+		rf = fmt.Sprintf("-rf%d", s.RF)
+	}
+	return fmt.Sprintf("bench-%s-%d-p%d-acks%s-c%d%s%s", map[bool]string{true: "e2e", false: "data"}[s.Kind == "e2e"], s.Size, s.Partitions, acks, max(1, s.Conns), rf, s.Tag)
 }
 
 // limits bound every scenario in records and time.
@@ -120,17 +137,27 @@ func throughput(f figures, records, bytes int64, secs, cpu float64) {
 	f[figCPU] = cpu / (float64(bytes) / 1e9)
 }
 
-func newAdmin(addr string) (*kadm.Client, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+// newAdmin is an admin client whose cached topic metadata is at most 50 ms
+// old (kgo's default is 5 s): a cluster answers CreateTopics before every
+// broker knows the new topic, and createTopic polls until they do.
+func newAdmin(seeds []string) (*kadm.Client, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(50*time.Millisecond))
 	if err != nil {
 		return nil, err
 	}
 	return kadm.NewClient(cl), nil
 }
 
-// createTopic creates topic and waits until its partitions have leaders.
-func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int) error {
-	r, err := adm.CreateTopic(ctx, int32(partitions), 1, nil, topic)
+// createTopic creates topic with partitions and replication factor rf
+// (min.insync.replicas=2 when rf > 1, so that acks=all waits for at least
+// one follower) and waits until every partition has a leader, rf in-sync
+// replicas, and answers ListOffsets.
+func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions, rf int) error {
+	var configs map[string]*string
+	if rf > 1 {
+		configs = map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}
+	}
+	r, err := adm.CreateTopic(ctx, int32(partitions), int16(rf), configs, topic)
 	if err == nil {
 		err = r.Err
 	}
@@ -139,20 +166,43 @@ func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ends, err := adm.ListEndOffsets(ctx, topic)
-		if err == nil {
-			err = ends.Error()
-		}
-		n := 0
-		ends.Each(func(kadm.ListedOffset) { n++ })
+		n, err := readyPartitions(ctx, adm, topic, rf)
 		if err == nil && n == partitions {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("topic %s not ready after 30s (%d partitions): %v", topic, n, err)
+			return fmt.Errorf("topic %s not ready after 30s (%d of %d partitions with a leader and %d in-sync replicas): %v", topic, n, partitions, rf, err)
 		}
 		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
 	}
+}
+
+// readyPartitions counts the partitions of topic that have a leader and rf
+// in-sync replicas (metadata), when every partition answers ListOffsets.
+func readyPartitions(ctx context.Context, adm *kadm.Client, topic string, rf int) (int, error) {
+	tds, err := adm.ListTopics(ctx, topic)
+	if err == nil {
+		err = tds.Error()
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	tds.EachPartition(func(p kadm.PartitionDetail) {
+		if p.Err == nil && p.Leader >= 0 && len(p.ISR) == rf {
+			n++
+		}
+	})
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return 0, err
+	}
+	listed := 0
+	ends.Each(func(kadm.ListedOffset) { listed++ })
+	return min(n, listed), nil
 }
 
 func payload(n int) []byte {
@@ -167,16 +217,16 @@ func payload(n int) []byte {
 // or lim.produceTime, from s.Conns clients, and measures per-record
 // promise latency and the server's CPU.
 func runProduce(ctx context.Context, srv *server, s scenario, lim limits) (figures, error) {
-	adm, err := newAdmin(srv.addr)
+	adm, err := newAdmin(srv.seeds())
 	if err != nil {
 		return nil, err
 	}
 	defer adm.Close()
-	if err := createTopic(ctx, adm, s.topic(), s.Partitions); err != nil {
+	if err := createTopic(ctx, adm, s.topic(), s.Partitions, max(1, s.RF)); err != nil {
 		return nil, err
 	}
 	conns := max(1, s.Conns)
-	opts := []kgo.Opt{kgo.SeedBrokers(srv.addr), kgo.DefaultProduceTopic(s.topic())}
+	opts := []kgo.Opt{kgo.SeedBrokers(srv.seeds()...), kgo.DefaultProduceTopic(s.topic())}
 	if s.Acks == "1" {
 		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
 	}
@@ -191,6 +241,11 @@ func runProduce(ctx context.Context, srv *server, s scenario, lim limits) (figur
 			return nil, fmt.Errorf("warm-up produce: %w", err)
 		}
 	}
+	if s.RF > 0 {
+		if err := warmPartitions(ctx, srv, s); err != nil {
+			return nil, err
+		}
+	}
 	value := payload(s.Size)
 	maxRecords := max(1, lim.produceBytes/int64(s.Size))
 	var (
@@ -200,7 +255,7 @@ func runProduce(ctx context.Context, srv *server, s scenario, lim limits) (figur
 		failed        atomic.Int64
 		firstErr      atomic.Value
 		wg            sync.WaitGroup
-		cpu0, cpuErr0 = cpuSeconds(srv.pid())
+		cpu0, cpuErr0 = srv.cpu()
 	)
 	if cpuErr0 != nil {
 		return nil, cpuErr0
@@ -231,7 +286,7 @@ func runProduce(ctx context.Context, srv *server, s scenario, lim limits) (figur
 	}
 	wg.Wait()
 	elapsed := time.Since(start).Seconds()
-	cpu1, err := cpuSeconds(srv.pid())
+	cpu1, err := srv.cpu()
 	if err != nil {
 		return nil, err
 	}
@@ -244,10 +299,36 @@ func runProduce(ctx context.Context, srv *server, s scenario, lim limits) (figur
 	return f, nil
 }
 
+// warmPartitions produces one record (acks=all) to every partition of a
+// replication scenario's new topic and waits for each, so that the
+// measurement starts once every follower fetches every partition: a
+// follower adds a new partition to its fetch session only after its
+// current fetch returns, which can wait replica.fetch.wait.max.ms (500 ms)
+// at the leader; the first acks=all produce to that partition would wait
+// as long. kgo's default partitioner ignores Record.Partition, hence a
+// client with the manual partitioner. Its values are not the e2e
+// scenario's measured records (value[8] is a letter).
+func warmPartitions(ctx context.Context, srv *server, s scenario) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.seeds()...), kgo.DefaultProduceTopic(s.topic()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var rs []*kgo.Record
+	for i := range s.Partitions {
+		rs = append(rs, &kgo.Record{Value: payload(s.Size), Partition: int32(i)})
+	}
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		return fmt.Errorf("warm-up produce to every partition: %w", err)
+	}
+	return nil
+}
+
 // runConsume reads s.topic() from the start to its current end with one
 // consumer; the data were just written, so they are in the page cache.
 func runConsume(ctx context.Context, srv *server, s scenario, lim limits) (figures, error) {
-	adm, err := newAdmin(srv.addr)
+	adm, err := newAdmin(srv.seeds())
 	if err != nil {
 		return nil, err
 	}
@@ -266,12 +347,12 @@ func runConsume(ctx context.Context, srv *server, s scenario, lim limits) (figur
 	}
 	// The client starts fetching as soon as it exists: the clock and the
 	// CPU reading start before it.
-	cpu0, err := cpuSeconds(srv.pid())
+	cpu0, err := srv.cpu()
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.addr), kgo.ConsumeTopics(s.topic()),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.seeds()...), kgo.ConsumeTopics(s.topic()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return nil, err
@@ -294,7 +375,7 @@ func runConsume(ctx context.Context, srv *server, s scenario, lim limits) (figur
 		})
 	}
 	elapsed := time.Since(start).Seconds()
-	cpu1, err := cpuSeconds(srv.pid())
+	cpu1, err := srv.cpu()
 	if err != nil {
 		return nil, err
 	}
@@ -307,21 +388,21 @@ func runConsume(ctx context.Context, srv *server, s scenario, lim limits) (figur
 // one consumer long-polls, and measures produce-to-consume latency (the
 // send time travels in the value).
 func runE2E(ctx context.Context, srv *server, s scenario, lim limits) (figures, error) {
-	adm, err := newAdmin(srv.addr)
+	adm, err := newAdmin(srv.seeds())
 	if err != nil {
 		return nil, err
 	}
 	defer adm.Close()
-	if err := createTopic(ctx, adm, s.topic(), s.Partitions); err != nil {
+	if err := createTopic(ctx, adm, s.topic(), s.Partitions, max(1, s.RF)); err != nil {
 		return nil, err
 	}
-	consumer, err := kgo.NewClient(kgo.SeedBrokers(srv.addr), kgo.ConsumeTopics(s.topic()),
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(srv.seeds()...), kgo.ConsumeTopics(s.topic()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500*time.Millisecond))
 	if err != nil {
 		return nil, err
 	}
 	defer consumer.Close()
-	producer, err := kgo.NewClient(kgo.SeedBrokers(srv.addr), kgo.DefaultProduceTopic(s.topic()), kgo.ProducerLinger(0))
+	producer, err := kgo.NewClient(kgo.SeedBrokers(srv.seeds()...), kgo.DefaultProduceTopic(s.topic()), kgo.ProducerLinger(0))
 	if err != nil {
 		return nil, err
 	}
@@ -370,6 +451,11 @@ func runE2E(ctx context.Context, srv *server, s scenario, lim limits) (figures, 
 	}
 	// Warm-up: one record per partition's worth, until the consumer sees
 	// them (its fetch sessions are then established).
+	if s.RF > 0 {
+		if err := warmPartitions(ctx, srv, s); err != nil {
+			return nil, err
+		}
+	}
 	for i := 0; i < s.Partitions; i++ {
 		if err := producer.ProduceSync(ctx, &kgo.Record{Value: mk(0), Partition: int32(i)}).FirstErr(); err != nil {
 			return nil, fmt.Errorf("warm-up produce: %w", err)
@@ -378,7 +464,7 @@ func runE2E(ctx context.Context, srv *server, s scenario, lim limits) (figures, 
 	if err := waitFor(ctx, 30*time.Second, func() bool { return warm.Load() >= int64(s.Partitions) || cerr.Load() != nil }); err != nil {
 		return nil, fmt.Errorf("warm-up records not consumed: %w", err)
 	}
-	cpu0, err := cpuSeconds(srv.pid())
+	cpu0, err := srv.cpu()
 	if err != nil {
 		return nil, err
 	}
@@ -404,7 +490,7 @@ func runE2E(ctx context.Context, srv *server, s scenario, lim limits) (figures, 
 		return nil, fmt.Errorf("consumed %d of %d: %w", got.Load(), lim.e2eRecords, err)
 	}
 	elapsed := time.Since(start).Seconds()
-	cpu1, err := cpuSeconds(srv.pid())
+	cpu1, err := srv.cpu()
 	if err != nil {
 		return nil, err
 	}
@@ -515,11 +601,11 @@ func readLater(s scenario, all []scenario) bool {
 }
 
 // deleteTopic deletes a topic a scenario is done with.
-func deleteTopic(ctx context.Context, addr, topic string) error {
+func deleteTopic(ctx context.Context, seeds []string, topic string) error {
 	if topic == "" {
 		return nil
 	}
-	adm, err := newAdmin(addr)
+	adm, err := newAdmin(seeds)
 	if err != nil {
 		return err
 	}

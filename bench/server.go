@@ -11,14 +11,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
 // serverKind names a server under test and its durability mode.
 type serverKind struct {
-	Name string // "sluice" or "kfake"
-	Mode string // sluice: pagecache, durable; kfake: mem, disk, sync
+	Name string // "sluice", "kfake" or "sluice-cluster"
+	Mode string // sluice, sluice-cluster: pagecache, durable; kfake: mem, disk, sync
 }
 
 func (k serverKind) String() string { return k.Name + "/" + k.Mode }
@@ -29,17 +30,71 @@ var (
 	kfakeMem        = serverKind{"kfake", "mem"}
 	kfakeDisk       = serverKind{"kfake", "disk"}
 	kfakeSync       = serverKind{"kfake", "sync"}
+	// The three-broker cluster of the replication scenarios (issue 7).
+	clusterPageCache = serverKind{clusterName, "pagecache"}
+	clusterDurable   = serverKind{clusterName, "durable"}
 )
 
-// server is a broker running as a child process.
+// clusterName is the server name of a three-node sluice cluster.
+const clusterName = "sluice-cluster"
+
+// allKinds are every server kind the harness knows, the default -servers.
+var allKinds = []serverKind{sluicePageCache, sluiceDurable, kfakeMem, kfakeDisk, kfakeSync, clusterPageCache, clusterDurable}
+
+// server is a broker running as a child process, or a cluster of them.
 type server struct {
 	kind  serverKind
-	cmd   *exec.Cmd
-	addr  string // Kafka listener
-	admin string // sluice's admin HTTP listener (pprof), empty for kfake
+	cmd   *exec.Cmd // nil for a cluster
+	addr  string    // Kafka listener (a cluster: node 1's)
+	admin string    // sluice's admin HTTP listener (pprof), empty for kfake and clusters
 	dir   string
 	done  chan error
 	logs  *tailBuffer
+	// peers are a cluster's nodes (sluice-cluster), each a server with its
+	// own process; nil for a single process.
+	peers []*server
+}
+
+// procs are the processes of s: itself, or a cluster's nodes.
+func (s *server) procs() []*server {
+	if s.peers != nil {
+		return s.peers
+	}
+	return []*server{s}
+}
+
+// seeds are the Kafka listeners of every process of s.
+func (s *server) seeds() []string {
+	var out []string
+	for _, p := range s.procs() {
+		out = append(out, p.addr)
+	}
+	return out
+}
+
+// cpu is the CPU time so far of every process of s, summed (cpuSeconds).
+func (s *server) cpu() (float64, error) {
+	var sum float64
+	for _, p := range s.procs() {
+		v, err := cpuSeconds(p.pid())
+		if err != nil {
+			return 0, err
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+// logTail is the end of what every process of s wrote.
+func (s *server) logTail() string {
+	if s.peers == nil {
+		return s.logs.String()
+	}
+	var b strings.Builder
+	for i, p := range s.peers {
+		fmt.Fprintf(&b, "---- node %d ----\n%s", i+1, p.logs.String())
+	}
+	return b.String()
 }
 
 // binaries are the programs the harness starts.
@@ -69,9 +124,14 @@ func buildBinaries(dir, moduleRoot, sluiceBin string) (binaries, error) {
 }
 
 // tailBuffer keeps the last bytes a child wrote, for error messages.
-type tailBuffer struct{ b []byte }
+type tailBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.b = append(t.b, p...)
 	if len(t.b) > 8192 {
 		t.b = t.b[len(t.b)-8192:]
@@ -79,15 +139,28 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
+
 // startServer starts kind as a child process with its own data directory
-// under tmp and waits (at most 30s) until it reports its listener.
+// under tmp and waits (at most 30s) until it reports its listener; a
+// sluice-cluster kind starts three (startCluster).
 func startServer(bins binaries, kind serverKind, tmp string) (*server, error) {
+	if kind.Name == clusterName {
+		return startCluster(bins, kind, tmp)
+	}
 	dir, err := os.MkdirTemp(tmp, kind.Name+"-"+kind.Mode+"-")
 	if err != nil {
 		return nil, err
 	}
 	s := &server{kind: kind, dir: dir, done: make(chan error, 1), logs: &tailBuffer{}}
-	var ready io.ReadCloser
+	var (
+		ready io.ReadCloser
+		parse func(line string) bool
+	)
 	switch kind.Name {
 	case "sluice":
 		args := []string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
@@ -98,6 +171,7 @@ func startServer(bins binaries, kind serverKind, tmp string) (*server, error) {
 		}
 		s.cmd = exec.Command(bins.sluice, args...)
 		ready, err = s.cmd.StderrPipe()
+		parse = s.parseSluiceReady
 	case "kfake":
 		var args []string
 		switch kind.Mode {
@@ -109,15 +183,45 @@ func startServer(bins binaries, kind serverKind, tmp string) (*server, error) {
 		s.cmd = exec.Command(bins.kfake, args...)
 		s.cmd.Stderr = s.logs
 		ready, err = s.cmd.StdoutPipe()
+		parse = func(line string) bool {
+			a, ok := strings.CutPrefix(line, "ready ")
+			if ok {
+				s.addr = a
+			}
+			return ok
+		}
 	default:
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("unknown server %v", kind)
 	}
+	var found <-chan error
 	if err == nil {
-		err = s.cmd.Start()
+		found, err = s.launch(ready, parse)
 	}
 	if err != nil {
 		os.RemoveAll(dir)
+		return nil, err
+	}
+	select {
+	case err := <-found:
+		if err != nil {
+			s.stop()
+			return nil, fmt.Errorf("%v: %v\n%s", kind, err, s.logs)
+		}
+	case <-time.After(30 * time.Second):
+		s.stop()
+		return nil, fmt.Errorf("%v: not ready after 30s\n%s", kind, s.logs)
+	}
+	return s, nil
+}
+
+// launch starts s.cmd, copies the lines of ready (the child's output) into
+// s.logs, and returns a channel that receives nil once parse accepted a
+// line (parse sets the listener address), or an error if the output ended
+// before. The child gets SIGKILL if the harness dies.
+func (s *server) launch(ready io.ReadCloser, parse func(line string) bool) (<-chan error, error) {
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
 		return nil, err
 	}
 	found := make(chan error, 1)
@@ -128,20 +232,7 @@ func startServer(bins binaries, kind serverKind, tmp string) (*server, error) {
 		for sc.Scan() {
 			line := sc.Text()
 			s.logs.Write([]byte(line + "\n"))
-			if reported {
-				continue
-			}
-			if kind.Name == "kfake" {
-				if a, ok := strings.CutPrefix(line, "ready "); ok {
-					s.addr = a
-					reported = true
-					found <- nil
-				}
-				continue
-			}
-			var m struct{ Msg, Kafka, Admin string }
-			if json.Unmarshal([]byte(line), &m) == nil && m.Msg == "ready" {
-				s.addr, s.admin = m.Kafka, m.Admin
+			if !reported && parse(line) {
 				reported = true
 				found <- nil
 			}
@@ -151,35 +242,47 @@ func startServer(bins binaries, kind serverKind, tmp string) (*server, error) {
 		}
 	}()
 	go func() { s.done <- s.cmd.Wait() }()
-	select {
-	case err := <-found:
-		if err != nil {
-			s.stop()
-			return nil, fmt.Errorf("%v: %v\n%s", kind, err, s.logs.b)
-		}
-	case <-time.After(30 * time.Second):
-		s.stop()
-		return nil, fmt.Errorf("%v: not ready after 30s\n%s", kind, s.logs.b)
-	}
-	return s, nil
+	return found, nil
 }
 
-// stop sends SIGTERM to the child's PID, waits up to 20s for it to exit,
-// then kills it, and removes its data directory.
+// parseSluiceReady reads the listeners from sluice's JSON "ready" line.
+func (s *server) parseSluiceReady(line string) bool {
+	var m struct{ Msg, Kafka, Admin string }
+	if json.Unmarshal([]byte(line), &m) != nil || m.Msg != "ready" {
+		return false
+	}
+	s.addr, s.admin = m.Kafka, m.Admin
+	return true
+}
+
+// stop sends SIGTERM to the PID of every process of s at once, waits up
+// to 20s for each to exit, then kills it, and removes the data directory.
 func (s *server) stop() {
-	if s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(20 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.done
+	procs := s.procs()
+	for _, p := range procs {
+		if p.cmd != nil && p.cmd.Process != nil {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		}
 	}
-	_ = os.RemoveAll(s.dir)
+	deadline := time.Now().Add(20 * time.Second)
+	for _, p := range procs {
+		if p.cmd == nil || p.cmd.Process == nil {
+			continue
+		}
+		select {
+		case <-p.done:
+		case <-time.After(time.Until(deadline)):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+	if s.dir != "" {
+		_ = os.RemoveAll(s.dir)
+	}
 }
 
-func (s *server) pid() int { return s.cmd.Process.Pid }
+// pid is the process id of s (a cluster: of node 1).
+func (s *server) pid() int { return s.procs()[0].cmd.Process.Pid }
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat:
 // 100 on every Linux architecture Go supports.
