@@ -19,6 +19,15 @@ import (
 // startCluster starts n in-process brokers, all voters, on loopback ports.
 func startCluster(t *testing.T, n int) []*broker.Broker {
 	t.Helper()
+	bs, _ := startClusterWith(t, n, nil)
+	return bs
+}
+
+// startClusterWith is startCluster with extra settings; it also returns
+// each broker's config, to restart one on the same data and controller
+// address.
+func startClusterWith(t *testing.T, n int, settings map[string]string) ([]*broker.Broker, []broker.Config) {
+	t.Helper()
 	addrs := make([]string, n)
 	var voters []string
 	for i := range addrs {
@@ -30,6 +39,27 @@ func startCluster(t *testing.T, n int) []*broker.Broker {
 		ln.Close()
 		voters = append(voters, fmt.Sprintf("%d@%s", i+1, addrs[i]))
 	}
+	cfgs := make([]broker.Config, n)
+	for i := range cfgs {
+		set := map[string]string{
+			"broker.heartbeat.interval.ms":     "100",
+			"offsets.topic.num.partitions":     "3",
+			"group.initial.rebalance.delay.ms": "0",
+		}
+		for k, v := range settings {
+			set[k] = v
+		}
+		cfgs[i] = broker.Config{
+			NodeID:           int32(i + 1),
+			Listen:           "127.0.0.1:0",
+			DataDir:          t.TempDir(),
+			ControllerListen: addrs[i],
+			ControllerVoters: strings.Join(voters, ","),
+			ElectionTimeout:  400 * time.Millisecond,
+			AdminListen:      "127.0.0.1:0",
+			Settings:         set,
+		}
+	}
 	bs := make([]*broker.Broker, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -37,20 +67,7 @@ func startCluster(t *testing.T, n int) []*broker.Broker {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			bs[i], errs[i] = broker.Start(broker.Config{
-				NodeID:           int32(i + 1),
-				Listen:           "127.0.0.1:0",
-				DataDir:          t.TempDir(),
-				ControllerListen: addrs[i],
-				ControllerVoters: strings.Join(voters, ","),
-				ElectionTimeout:  400 * time.Millisecond,
-				AdminListen:      "127.0.0.1:0",
-				Settings: map[string]string{
-					"broker.heartbeat.interval.ms":     "100",
-					"offsets.topic.num.partitions":     "3",
-					"group.initial.rebalance.delay.ms": "0",
-				},
-			})
+			bs[i], errs[i] = broker.Start(cfgs[i])
 		}()
 	}
 	wg.Wait()
@@ -62,7 +79,7 @@ func startCluster(t *testing.T, n int) []*broker.Broker {
 			t.Fatalf("broker %d: %v", i+1, errs[i])
 		}
 	}
-	return bs
+	return bs, cfgs
 }
 
 // TestClusterNotLeaderHints: a partition led by another broker answers

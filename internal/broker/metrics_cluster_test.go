@@ -3,11 +3,9 @@ package broker_test
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,65 +14,6 @@ import (
 
 	"github.com/sluice-io/sluice/internal/broker"
 )
-
-// startClusterWith is startCluster with extra settings; it also returns
-// each broker's config, to restart one on the same data and controller
-// address.
-func startClusterWith(t *testing.T, n int, settings map[string]string) ([]*broker.Broker, []broker.Config) {
-	t.Helper()
-	addrs := make([]string, n)
-	var voters []string
-	for i := range addrs {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs[i] = ln.Addr().String()
-		ln.Close()
-		voters = append(voters, fmt.Sprintf("%d@%s", i+1, addrs[i]))
-	}
-	cfgs := make([]broker.Config, n)
-	for i := range cfgs {
-		set := map[string]string{
-			"broker.heartbeat.interval.ms":     "100",
-			"offsets.topic.num.partitions":     "3",
-			"group.initial.rebalance.delay.ms": "0",
-		}
-		for k, v := range settings {
-			set[k] = v
-		}
-		cfgs[i] = broker.Config{
-			NodeID:           int32(i + 1),
-			Listen:           "127.0.0.1:0",
-			DataDir:          t.TempDir(),
-			ControllerListen: addrs[i],
-			ControllerVoters: strings.Join(voters, ","),
-			ElectionTimeout:  400 * time.Millisecond,
-			AdminListen:      "127.0.0.1:0",
-			Settings:         set,
-		}
-	}
-	bs := make([]*broker.Broker, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range bs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			bs[i], errs[i] = broker.Start(cfgs[i])
-		}()
-	}
-	wg.Wait()
-	for i, b := range bs {
-		if b != nil {
-			t.Cleanup(func() { b.Close() })
-		}
-		if errs[i] != nil {
-			t.Fatalf("broker %d: %v", i+1, errs[i])
-		}
-	}
-	return bs, cfgs
-}
 
 // scrape reads b's /metrics and returns the unlabelled samples by name.
 func scrape(t *testing.T, b *broker.Broker) map[string]float64 {
