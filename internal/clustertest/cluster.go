@@ -7,6 +7,22 @@
 // stderr goes to a file that is printed when the test fails. Everything is
 // cleaned up through t.Cleanup, by PID.
 //
+// With Options.Proxies every node runs behind a fault proxy (faultnet.go):
+// one listener in front of its Kafka port, one in front of its controller
+// port. The node advertises the proxy's Kafka address (--advertise) and
+// the voters list names the proxies' controller addresses, so all traffic
+// between nodes (Raft, forwarding, heartbeats, replica fetches,
+// inter-broker requests) goes through the proxy of the destination node,
+// which tells the origin node by the connecting socket (/proc). Then
+// Cluster.Partition(a, b) and Cluster.Isolate(id) cut nodes apart (a black
+// hole: bytes dropped, connections left open, closes not passed on) and
+// Cluster.Heal ends the partition (black-holed connections are closed).
+// The test's own clients reach every node all along. Node.KafkaAddr and
+// Node.ControllerAddr are then the proxies' addresses, KafkaListen and
+// ControllerListen the node's own. Not covered: Raft traffic to a
+// broker-only node (a non-voter registers its controller listener's own
+// address), so partition tests use voters only.
+//
 //	func TestMain(m *testing.M) { clustertest.Main(m) }
 //
 //	func TestX(t *testing.T) {
@@ -19,6 +35,7 @@ package clustertest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -89,6 +106,9 @@ type Options struct {
 	// the harness defaults (fast session timeout, no rebalance delay,
 	// small internal topics).
 	Settings map[string]string
+	// Proxies runs every node behind a fault proxy, so that the test can
+	// cut the network between nodes (Cluster.Partition, Isolate, Heal).
+	Proxies bool
 }
 
 // DefaultSettings are the broker settings every node gets unless
@@ -109,17 +129,23 @@ type Cluster struct {
 	dir    string
 	voters string
 	set    map[string]string
+	net    *faultNet // nil unless Options.Proxies
 	Nodes  []*Node
 }
 
 // Node is one `sluice serve` child process.
 type Node struct {
 	ID             int32
-	KafkaAddr      string // host:port of the Kafka listener
-	ControllerAddr string // host:port of the controller listener
-	DataDir        string
-	Voter          bool
-	LogPath        string // the child's stderr (appended across restarts)
+	KafkaAddr      string // host:port of the Kafka listener, as advertised (the proxy's with Options.Proxies)
+	ControllerAddr string // host:port of the controller listener, as in the voters list (the proxy's with Options.Proxies)
+	// KafkaListen and ControllerListen are the addresses the process
+	// binds: KafkaAddr and ControllerAddr unless behind a proxy (empty
+	// means the same as those).
+	KafkaListen      string
+	ControllerListen string
+	DataDir          string
+	Voter            bool
+	LogPath          string // the child's stderr (appended across restarts)
 
 	c  *Cluster
 	mu sync.Mutex
@@ -149,9 +175,22 @@ func Start(t testing.TB, o Options) *Cluster {
 	for k, v := range o.Settings {
 		c.set[k] = v
 	}
+	if o.Proxies {
+		c.net = newFaultNet(c.nodePIDs)
+		t.Cleanup(c.net.close) // after c.cleanup (cleanups run last in, first out)
+	}
 	var voters []string
 	for i := 0; i < o.Nodes; i++ {
-		n := &Node{ID: int32(i + 1), KafkaAddr: freeAddr(t), ControllerAddr: freeAddr(t), Voter: i < o.Voters, c: c}
+		n := &Node{ID: int32(i + 1), KafkaListen: freeAddr(t), ControllerListen: freeAddr(t), Voter: i < o.Voters, c: c}
+		n.KafkaAddr, n.ControllerAddr = n.KafkaListen, n.ControllerListen
+		if c.net != nil {
+			if n.KafkaAddr, err = c.net.listen(n.ID, n.KafkaListen); err != nil {
+				t.Fatal(err)
+			}
+			if n.ControllerAddr, err = c.net.listen(n.ID, n.ControllerListen); err != nil {
+				t.Fatal(err)
+			}
+		}
 		n.DataDir = filepath.Join(c.dir, fmt.Sprintf("node-%d", n.ID))
 		n.LogPath = filepath.Join(c.dir, fmt.Sprintf("node-%d.log", n.ID))
 		if n.Voter {
@@ -206,12 +245,15 @@ func (c *Cluster) Seeds() []string {
 func (n *Node) args() []string {
 	a := []string{"serve",
 		"--node-id", strconv.Itoa(int(n.ID)),
-		"--listen", n.KafkaAddr,
-		"--controller-listen", n.ControllerAddr,
+		"--listen", cmp.Or(n.KafkaListen, n.KafkaAddr),
+		"--controller-listen", cmp.Or(n.ControllerListen, n.ControllerAddr),
 		"--controller-voters", n.c.voters,
 		"--data-dir", n.DataDir,
 		"--admin-listen", "off",
 		"--shutdown-timeout", "10s",
+	}
+	if n.KafkaListen != "" && n.KafkaListen != n.KafkaAddr {
+		a = append(a, "--advertise", n.KafkaAddr)
 	}
 	for k, v := range n.c.set {
 		a = append(a, "--set", k+"="+v)
@@ -323,8 +365,60 @@ func (n *Node) Terminate(timeout time.Duration) {
 	}
 }
 
-// Stop pauses the process (SIGSTOP).
-func (n *Node) Stop() { n.c.t.Helper(); n.signal(syscall.SIGSTOP) }
+// Stop pauses the process (SIGSTOP) and waits until every thread of it is
+// stopped: the kernel stops the other threads only once one thread has
+// handled the signal, which on a busy machine can take milliseconds, during
+// which the process still serves requests.
+func (n *Node) Stop() {
+	n.c.t.Helper()
+	n.signal(syscall.SIGSTOP)
+	if err := waitStopped(n.PID(), 10*time.Second); err != nil {
+		n.c.t.Fatalf("clustertest: node %d: %v", n.ID, err)
+	}
+}
+
+// waitStopped polls /proc until no thread of process pid runs.
+func waitStopped(pid int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		running, err := runningThreads(pid)
+		if err != nil || running == 0 {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d threads of pid %d still running %v after SIGSTOP", running, pid, timeout)
+		}
+		time.Sleep(time.Millisecond) // polling the kernel's view of another process
+	}
+}
+
+// runningThreads counts the threads of process pid that are neither
+// stopped nor dead (the state field of /proc/<pid>/task/<tid>/stat).
+func runningThreads(pid int) (int, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name(), "stat"))
+		if err != nil {
+			continue // the thread exited
+		}
+		// "tid (comm) S ...": the state follows the last ')'.
+		i := bytes.LastIndexByte(data, ')')
+		if i < 0 || i+2 >= len(data) {
+			continue
+		}
+		switch data[i+2] {
+		case 'T', 't', 'Z', 'X':
+		default:
+			n++
+		}
+	}
+	return n, nil
+}
 
 // Cont resumes a paused process (SIGCONT).
 func (n *Node) Cont() { n.c.t.Helper(); n.signal(syscall.SIGCONT) }
