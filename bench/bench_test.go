@@ -67,6 +67,14 @@ func TestQuick(t *testing.T) {
 			checks++
 		}
 	}
+	for _, lim := range latencyFloorNames {
+		for _, fig := range []string{figP50, figP99, figP999} {
+			if v, ok := rep.median(lim, "machine", fig); !ok || !(v > 0) {
+				t.Errorf("%s: %s = %v (measured: %v), want > 0", lim, fig, v, ok)
+			}
+			checks++
+		}
+	}
 	md := rep.markdown(c)
 	for _, s := range c.scenarios() {
 		if !strings.Contains(md, s.String()) {
@@ -98,7 +106,7 @@ func TestQuick(t *testing.T) {
 	if strings.Contains(md, " rf=") {
 		t.Errorf("a replication scenario leaked into another table:\n%s", md)
 	}
-	for _, section := range []string{"ratio pagecache/mem", "ratio pagecache/disk", "ratio durable/sync", "Physical limits", "Targets of issue 8", "Replication (3 brokers, acks=all)", "ratio RF3/RF1"} {
+	for _, section := range []string{"ratio pagecache/mem", "ratio pagecache/disk", "ratio durable/sync", "Physical limits", "Targets of issue 8", "Replication (3 brokers, acks=all)", "ratio RF3/RF1", "latency floor", "p99 ÷ floor p99"} {
 		if !strings.Contains(md, section) {
 			t.Errorf("markdown lacks %q", section)
 		}

@@ -8,6 +8,8 @@
 //	go run ./bench -runs 5 -md BENCHMARKS.tables.md
 //	go run ./bench -quick            # tiny counts, one run (what bench_test.go runs)
 //	go run ./bench -runs 1 -profile /tmp/prof   # plus CPU profiles of the broker
+//	go run ./bench -servers sluice/pagecache -only e2e -limits latency -trace /tmp/tr
+//	                                 # e2e only, its latency floor, traces and per-record timelines
 //
 // Servers: sluice/pagecache (log.write.caching=true), sluice/durable (the
 // default: group-commit fdatasync), kfake/mem (no storage), kfake/disk
@@ -27,8 +29,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,20 +41,26 @@ import (
 
 // config is the harness's flags.
 type config struct {
-	runs          int
-	quick         bool
-	md            string
-	tmp           string
-	moduleRoot    string
-	lim           limits
-	idleConns     int
-	scaleParts    []int
-	scaleConns    int
-	servers       []serverKind
-	sluiceBin     string // prebuilt sluice; empty: build ./cmd/sluice
-	profileDir    string // if set, save broker CPU profiles here
-	profileSecs   int
-	limitsBytes   int64
+	runs        int
+	quick       bool
+	md          string
+	tmp         string
+	moduleRoot  string
+	lim         limits
+	idleConns   int
+	scaleParts  []int
+	scaleConns  int
+	servers     []serverKind
+	sluiceBin   string // prebuilt sluice; empty: build ./cmd/sluice
+	profileDir  string // if set, save broker CPU profiles here
+	profileSecs int
+	limitsBytes int64
+	// only, if set, keeps the scenarios whose name contains one of these
+	// strings (-only).
+	only []string
+	// limitSet is which physical limits run: "all", "latency" (the
+	// loopback latency floors only) or "none" (-limits).
+	limitSet      string
 	out, progress io.Writer
 }
 
@@ -69,6 +79,7 @@ func defaultConfig() config {
 		scaleConns:  8,
 		servers:     allKinds,
 		limitsBytes: 512 << 20,
+		limitSet:    "all",
 		out:         os.Stdout,
 		progress:    os.Stderr,
 	}
@@ -83,7 +94,9 @@ func quickConfig() config {
 	c.lim = limits{produceBytes: 512 << 10, produceTime: time.Second, e2eRate: 10000, e2eRecords: 300, consumeTime: 30 * time.Second}
 	c.idleConns = 300
 	c.scaleConns = 2
-	c.limitsBytes = 8 << 20
+	// 32 MiB: with less, a buffered append can take under the
+	// resolution of the thread CPU clock (CPU s/GB 0).
+	c.limitsBytes = 32 << 20
 	return c
 }
 
@@ -105,6 +118,10 @@ func main() {
 	sluiceBin := flag.String("sluice", "", "use this sluice binary instead of building ./cmd/sluice")
 	profile := flag.String("profile", "", "after the runs, save CPU profiles of sluice/pagecache (produce.pprof, fetch.pprof) in this directory")
 	profileSecs := flag.Int("profile-seconds", 8, "length of each CPU profile")
+	only := flag.String("only", "", "comma-separated: run only the scenarios whose name contains one of these, e.g. e2e or \"e2e 1KiB p1\"")
+	limitSet := flag.String("limits", "all", "physical limits to measure: all, latency (the loopback latency floors only) or none")
+	clientGOGC := flag.Int("client-gogc", 100, "GOGC of the harness (the kgo clients), not of the servers; the same for every server")
+	traceDir := flag.String("trace", "", "in e2e scenarios, save runtime traces of the harness and of sluice and per-record timelines here, and print where the slowest records' time went")
 	flag.Parse()
 	if *quick {
 		c = quickConfig()
@@ -133,6 +150,22 @@ func main() {
 	var err error
 	c.md, c.tmp, c.sluiceBin = *md, *tmp, *sluiceBin
 	c.profileDir, c.profileSecs = *profile, *profileSecs
+	c.lim.traceDir = *traceDir
+	if *clientGOGC != 100 {
+		debug.SetGCPercent(*clientGOGC)
+	}
+	for _, o := range strings.Split(*only, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.only = append(c.only, o)
+		}
+	}
+	switch *limitSet {
+	case "all", "latency", "none":
+		c.limitSet = *limitSet
+	default:
+		fmt.Fprintf(os.Stderr, "bench: -limits: %q is not all, latency or none\n", *limitSet)
+		os.Exit(2)
+	}
 	if *servers != "" {
 		if c.servers, err = parseServers(*servers); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: -servers:", err)
@@ -192,10 +225,16 @@ func parseServers(list string) ([]serverKind, error) {
 // order: the replication scenarios on a cluster, the others on a single
 // node.
 func (c config) scenariosFor(k serverKind) []scenario {
+	ss := c.scenarios()
 	if k.Name == clusterName {
-		return c.replicationScenarios()
+		ss = c.replicationScenarios()
 	}
-	return c.scenarios()
+	if len(c.only) == 0 {
+		return ss
+	}
+	return slices.DeleteFunc(ss, func(s scenario) bool {
+		return !slices.ContainsFunc(c.only, func(o string) bool { return strings.Contains(s.String(), o) })
+	})
 }
 
 // replicationScenarios are run on the three-broker cluster (issue 7): 1 KiB
@@ -305,11 +344,21 @@ func run(ctx context.Context, c config) (*report, error) {
 			}
 			srv.stop()
 		}
-		lims, err := runLimits(c.tmp, c.limitsBytes)
-		if err != nil {
-			return nil, fmt.Errorf("physical limits: %w", err)
+		lims := map[string]figures{}
+		if c.limitSet == "all" {
+			if lims, err = runLimits(c.tmp, c.limitsBytes); err != nil {
+				return nil, fmt.Errorf("physical limits: %w", err)
+			}
 		}
-		for name, f := range lims {
+		if c.limitSet != "none" {
+			floors, err := runLatencyFloors(bins, c.lim)
+			if err != nil {
+				return nil, fmt.Errorf("latency floor: %w", err)
+			}
+			maps.Copy(lims, floors)
+		}
+		for _, name := range slices.Sorted(maps.Keys(lims)) {
+			f := lims[name]
 			rep.add(name, "machine", f)
 			fmt.Fprintf(c.progress, "run %d/%d %-51s %s\n", r+1, c.runs, name, f)
 		}

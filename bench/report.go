@@ -204,6 +204,10 @@ func (r *report) markdown(c config) string {
 		p("| %s | %s | %s | %s | %s | %s |\n", name, r.cell(name, "machine", figMB, c.runs), r.cell(name, "machine", figCPU, c.runs),
 			r.cell(name, "machine", figP50, c.runs), r.cell(name, "machine", figP99, c.runs), r.cell(name, "machine", figP999, c.runs))
 	}
+	p("\n| latency floor: %d messages of 1 KiB at %.0f/s over loopback TCP to a relay process, paced as e2e | p50 ms | p99 ms | p99.9 ms |\n|---|---|---|---|\n", c.lim.e2eRecords, c.lim.e2eRate)
+	for _, name := range latencyFloorNames {
+		p("| %s | %s | %s | %s |\n", name, r.cell(name, "machine", figP50, c.runs), r.cell(name, "machine", figP99, c.runs), r.cell(name, "machine", figP999, c.runs))
+	}
 	frac := func(label, row, server, fig, lim string) {
 		x, ok1 := r.median(row, server, fig)
 		y, ok2 := r.median(lim, "machine", fig)
@@ -268,6 +272,21 @@ func (r *report) markdown(c config) string {
 		target(erow+" at 10k/s, pagecache, p99", v, ok, 0.6, false, " ms")
 		v, ok = r.median(erow, sluiceDurable.String(), figP99)
 		target(erow+" at 10k/s, durable, p99", v, ok, 1.5, false, " ms")
+		// The e2e tail against the machine's: the one-way latency floor
+		// (the e2e shape without Kafka) measured in the same run.
+		floor, okf := r.median(limOneWay, "machine", figP99)
+		for _, sk := range []serverKind{sluicePageCache, sluiceDurable} {
+			v, ok := r.median(erow, sk.String(), figP99)
+			if !ok || !okf || floor == 0 {
+				continue
+			}
+			goal := map[serverKind]float64{sluicePageCache: 0.6, sluiceDurable: 1.5}[sk]
+			verdict := "target above the floor"
+			if goal < floor {
+				verdict = "target below the floor"
+			}
+			p("| %s at 10k/s, %s, p99 ÷ floor p99 (%s) | %.2f× | floor p99 %s ms, target %s ms | %s |\n", erow, sk.Mode, limOneWay, v/floor, num(floor), num(goal), verdict)
+		}
 	}
 	return b.String()
 }

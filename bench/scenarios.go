@@ -8,6 +8,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -101,6 +103,10 @@ type limits struct {
 	e2eRate      float64       // records/s
 	e2eRecords   int64
 	consumeTime  time.Duration // a consume scenario gives up after this
+	// traceDir, if set, makes runE2E save a per-record timeline, a
+	// runtime/trace of the harness and one of the broker (sluice) in this
+	// directory and print where the slowest records' time went (-trace).
+	traceDir string
 }
 
 // latencyRecorder collects durations from several goroutines.
@@ -396,13 +402,25 @@ func runE2E(ctx context.Context, srv *server, s scenario, lim limits) (figures, 
 	if err := createTopic(ctx, adm, s.topic(), s.Partitions, max(1, s.RF)); err != nil {
 		return nil, err
 	}
-	consumer, err := kgo.NewClient(kgo.SeedBrokers(srv.seeds()...), kgo.ConsumeTopics(s.topic()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500*time.Millisecond))
+	var tl *e2eTimeline
+	if lim.traceDir != "" {
+		tl = newE2ETimeline(lim.e2eRecords)
+	}
+	copts := []kgo.Opt{kgo.SeedBrokers(srv.seeds()...), kgo.ConsumeTopics(s.topic()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500 * time.Millisecond)}
+	if tl != nil {
+		copts = append(copts, kgo.WithHooks(tl)) // buffered records, Fetch requests
+	}
+	consumer, err := kgo.NewClient(copts...)
 	if err != nil {
 		return nil, err
 	}
 	defer consumer.Close()
-	producer, err := kgo.NewClient(kgo.SeedBrokers(srv.seeds()...), kgo.DefaultProduceTopic(s.topic()), kgo.ProducerLinger(0))
+	popts := []kgo.Opt{kgo.SeedBrokers(srv.seeds()...), kgo.DefaultProduceTopic(s.topic()), kgo.ProducerLinger(0)}
+	if tl != nil {
+		popts = append(popts, kgo.WithHooks(producerHooks{tl}))
+	}
+	producer, err := kgo.NewClient(popts...)
 	if err != nil {
 		return nil, err
 	}
@@ -438,15 +456,21 @@ func runE2E(ctx context.Context, srv *server, s scenario, lim limits) (figures, 
 					return
 				}
 				lat.add(now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(r.Value)))))
+				if tl != nil {
+					tl.polled(r, now)
+				}
 				bytes.Add(int64(len(r.Value)))
 				got.Add(1)
 			})
 		}
 	}()
-	mk := func(kind byte) []byte {
+	mk := func(kind byte, seq int64) []byte {
 		v := make([]byte, s.Size)
 		binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
 		v[8] = kind
+		if len(v) >= 17 {
+			binary.BigEndian.PutUint64(v[9:], uint64(seq)) // for the timeline
+		}
 		return v
 	}
 	// Warm-up: one record per partition's worth, until the consumer sees
@@ -457,7 +481,7 @@ func runE2E(ctx context.Context, srv *server, s scenario, lim limits) (figures, 
 		}
 	}
 	for i := 0; i < s.Partitions; i++ {
-		if err := producer.ProduceSync(ctx, &kgo.Record{Value: mk(0), Partition: int32(i)}).FirstErr(); err != nil {
+		if err := producer.ProduceSync(ctx, &kgo.Record{Value: mk(0, 0), Partition: int32(i)}).FirstErr(); err != nil {
 			return nil, fmt.Errorf("warm-up produce: %w", err)
 		}
 	}
@@ -468,15 +492,33 @@ func runE2E(ctx context.Context, srv *server, s scenario, lim limits) (figures, 
 	if err != nil {
 		return nil, err
 	}
+	// Collect what earlier scenarios left in the harness's heap now, not
+	// during the measurement (the same for every server).
+	runtime.GC()
+	var stopTrace func() error
+	if tl != nil {
+		secs := int(float64(lim.e2eRecords)/lim.e2eRate) + 2
+		if stopTrace, err = startTraces(lim.traceDir, srv, s, secs, tl); err != nil {
+			return nil, err
+		}
+		defer stopTrace() // on the error paths; a no-op once stopped
+	}
 	var failed atomic.Int64
 	start := time.Now()
 	for i := int64(0); i < lim.e2eRecords; i++ {
-		if d := time.Until(start.Add(time.Duration(float64(i) / lim.e2eRate * float64(time.Second)))); d > 0 {
+		slot := start.Add(time.Duration(float64(i) / lim.e2eRate * float64(time.Second)))
+		if d := time.Until(slot); d > 0 {
 			time.Sleep(d) // pacing to the fixed rate
 		}
-		producer.Produce(ctx, &kgo.Record{Value: mk(measured)}, func(_ *kgo.Record, err error) {
+		if tl != nil {
+			tl.sched[i] = slot.UnixNano()
+		}
+		producer.Produce(ctx, &kgo.Record{Value: mk(measured, i)}, func(r *kgo.Record, err error) {
 			if err != nil {
 				failed.Add(1)
+			}
+			if tl != nil {
+				tl.acked(r)
 			}
 		})
 	}
@@ -493,6 +535,14 @@ func runE2E(ctx context.Context, srv *server, s scenario, lim limits) (figures, 
 	cpu1, err := srv.cpu()
 	if err != nil {
 		return nil, err
+	}
+	if tl != nil {
+		if err := stopTrace(); err != nil {
+			return nil, err
+		}
+		if err := tl.report(lim.traceDir, srv, s, os.Stderr); err != nil {
+			return nil, err
+		}
 	}
 	cc()
 	wg.Wait()

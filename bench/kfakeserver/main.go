@@ -8,6 +8,7 @@
 //	kfakeserver                        in memory, no storage
 //	kfakeserver -data-dir DIR          on-disk persistence, page cache (fsync on roll and shutdown)
 //	kfakeserver -data-dir DIR -sync    on-disk persistence with an fsync per produced batch
+//	kfakeserver -echo                  no Kafka: the loopback latency floor's relay (echo.go)
 package main
 
 import (
@@ -23,7 +24,16 @@ import (
 func main() {
 	dataDir := flag.String("data-dir", "", "persist to this directory (empty: in memory only)")
 	sync := flag.Bool("sync", false, "fsync every produced batch (needs -data-dir)")
+	echo := flag.Bool("echo", false, "be the relay of the bench's loopback latency floor instead of a broker")
 	flag.Parse()
+
+	if *echo {
+		if err := serveEcho(); err != nil {
+			fmt.Fprintln(os.Stderr, "kfakeserver:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	opts := []kfake.Opt{kfake.Ports(0), kfake.DefaultNumPartitions(1)}
 	if *dataDir != "" {
