@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/rpc"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -301,20 +302,27 @@ func (s *Store) rpcCall(ctx context.Context, addr string, req *fwdRequest) (_ *f
 		return nil, false, err
 	}
 	var out []byte
+	sentAt := time.Now().UnixNano()
 	c := client.Go("Metadata.Call", in, &out, make(chan *rpc.Call, 1))
 	select {
 	case <-c.Done:
 	case <-ctx.Done():
-		s.dropForwardClient(client)
+		// Close the connection only if it looks dead: nothing answered on
+		// it since this call went out. A slow answer to one call (a
+		// heartbeat with a short deadline, say) must not fail the other
+		// calls waiting on the same connection.
+		if client.lastReply.Load() < sentAt {
+			s.dropForwardClient(addr, client)
+		}
 		return nil, true, ctx.Err()
 	}
 	if c.Error != nil {
-		s.dropForwardClient(client)
-		// ErrShutdown: the cached connection was found broken before the
-		// request went out (or was replaced meanwhile, which only happens
-		// when the leader moved: a retried command is validated again).
+		s.dropForwardClient(addr, client)
+		// ErrShutdown: the cached connection was found broken (or was
+		// dropped by another call's error) before the request went out.
 		return nil, !errors.Is(c.Error, rpc.ErrShutdown), c.Error
 	}
+	client.lastReply.Store(time.Now().UnixNano())
 	var resp fwdResponse
 	if err := json.Unmarshal(out, &resp); err != nil {
 		return nil, true, fmt.Errorf("metadata: bad forwarded reply: %w", err)
@@ -322,17 +330,16 @@ func (s *Store) rpcCall(ctx context.Context, addr string, req *fwdRequest) (_ *f
 	return &resp, true, nil
 }
 
-// forwardClient returns the cached client for addr, dialing a new one
-// (and closing one to another address) when needed.
-func (s *Store) forwardClient(ctx context.Context, addr string) (*rpc.Client, error) {
+// forwardClient returns the cached client for addr, dialing one when
+// needed. There is one client per address: a call to one node (a
+// heartbeat trying a voter while no leader is known, say) never closes the
+// connection another call is waiting on, whose forwarded write could then
+// not be retried safely.
+func (s *Store) forwardClient(ctx context.Context, addr string) (*fwdClient, error) {
 	s.fwd.Lock()
 	defer s.fwd.Unlock()
-	if s.fwd.client != nil && s.fwd.addr == addr {
-		return s.fwd.client, nil
-	}
-	if s.fwd.client != nil {
-		_ = s.fwd.client.Close() // replaced; its calls fail and are retried
-		s.fwd.client = nil
+	if c := s.fwd.clients[addr]; c != nil {
+		return c, nil
 	}
 	if err := s.ctx.Err(); err != nil {
 		return nil, ErrClosed
@@ -346,25 +353,37 @@ func (s *Store) forwardClient(ctx context.Context, addr string) (*rpc.Client, er
 		_ = conn.Close() // the write error is the one worth reporting
 		return nil, err
 	}
-	s.fwd.client, s.fwd.addr = rpc.NewClient(conn), addr
-	return s.fwd.client, nil
+	if s.fwd.clients == nil {
+		s.fwd.clients = map[string]*fwdClient{}
+	}
+	c := &fwdClient{Client: rpc.NewClient(conn)}
+	s.fwd.clients[addr] = c
+	return c, nil
 }
 
-func (s *Store) dropForwardClient(c *rpc.Client) {
+// fwdClient is a forwarding connection to one node.
+type fwdClient struct {
+	*rpc.Client
+	lastReply atomic.Int64 // unix nanoseconds of the last answer read
+}
+
+// dropForwardClient closes c (broken, or its call timed out) and forgets
+// it, unless it was replaced meanwhile.
+func (s *Store) dropForwardClient(addr string, c *fwdClient) {
 	s.fwd.Lock()
 	defer s.fwd.Unlock()
-	if s.fwd.client == c {
+	if s.fwd.clients[addr] == c {
 		_ = c.Close() // broken already
-		s.fwd.client = nil
+		delete(s.fwd.clients, addr)
 	}
 }
 
-func (s *Store) closeForwardClient() {
+func (s *Store) closeForwardClients() {
 	s.fwd.Lock()
 	defer s.fwd.Unlock()
-	if s.fwd.client != nil {
-		_ = s.fwd.client.Close() // shutting down
-		s.fwd.client = nil
+	for addr, c := range s.fwd.clients {
+		_ = c.Close() // shutting down
+		delete(s.fwd.clients, addr)
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/rpc"
 	"os"
 	"path/filepath"
 	"slices"
@@ -270,8 +269,7 @@ type Store struct {
 	// fwd is the client side of write forwarding (forward.go).
 	fwd struct {
 		sync.Mutex
-		addr   string
-		client *rpc.Client
+		clients map[string]*fwdClient // by controller address
 	}
 	// ctrl is the active controller's view of broker sessions (liveness.go).
 	ctrl struct {
@@ -955,7 +953,7 @@ func (s *Store) Close() error {
 		if s.mux != nil {
 			s.mux.wait()
 		}
-		s.closeForwardClient()
+		s.closeForwardClients()
 		if s.bolt != nil {
 			errs = append(errs, s.bolt.Close())
 		}
