@@ -13,6 +13,9 @@ package broker
 //     v0-3) and auto.create.topics.enable are both set, with num.partitions
 //     and default.replication.factor; otherwise UNKNOWN_TOPIC_OR_PARTITION.
 //     A topic name that is not legal answers INVALID_TOPIC_EXCEPTION.
+//     __consumer_offsets and __transaction_state are created as internal
+//     topics with their own settings (offsets.topic.num.partitions, ...),
+//     as Kafka's AutoTopicCreationManager does.
 //   - Topics by ID (v10+): an unknown ID answers UNKNOWN_TOPIC_ID.
 //
 // Version notes:
@@ -132,6 +135,9 @@ func (b *Broker) handleMetadata(r *request, req *kmsg.MetadataRequest) kmsg.Resp
 // autoCreateTopic creates a topic with the broker's defaults. A concurrent
 // creation of the same name counts as success.
 func (b *Broker) autoCreateTopic(r *request, name string) (metadata.Topic, error) {
+	if t, ok, err := b.autoCreateInternal(r.ctx, name); ok {
+		return t, err
+	}
 	rf := min(b.set.replicationFactor, b.liveBrokerCount())
 	t, err := b.meta.CreateTopic(r.ctx, metadata.TopicSpec{Name: name, Partitions: b.set.numPartitions, ReplicationFactor: rf}, false)
 	if errors.Is(err, kerr.TopicAlreadyExists) {

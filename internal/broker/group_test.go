@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
+	"log/slog"
 	"net"
+	"os"
 	"sort"
 	"strconv"
 	"sync"
@@ -15,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-io/sluice/pkg/sluicetest"
 )
@@ -53,6 +57,75 @@ func (k *killSwitch) kill() {
 	for _, c := range k.conns {
 		_ = c.Close()
 	}
+}
+
+// scenarioLog keeps the tail of the broker's and sarama's logs during a
+// group scenario, for captureLogs.
+type scenarioLog struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+// scenarioLogMax bounds what a scenario keeps: the newest bytes win.
+const scenarioLogMax = 1 << 20
+
+func (l *scenarioLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	if n := len(l.buf); n > scenarioLogMax {
+		l.buf = append(l.buf[:0], l.buf[n-scenarioLogMax/2:]...)
+	}
+	return len(p), nil
+}
+
+func (l *scenarioLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.buf)
+}
+
+// saramaLogs is where sarama.Logger writes: sarama.Logger is a package
+// variable its background goroutines read, so it is set once and the
+// destination swapped under a lock instead.
+var saramaLogs struct {
+	once sync.Once
+	mu   sync.Mutex
+	to   *scenarioLog
+}
+
+type saramaLogSink struct{}
+
+func (saramaLogSink) Write(p []byte) (int, error) {
+	saramaLogs.mu.Lock()
+	to := saramaLogs.to
+	saramaLogs.mu.Unlock()
+	if to != nil {
+		return to.Write(append([]byte("sarama: "), p...))
+	}
+	return len(p), nil
+}
+
+// captureLogs returns a broker option logging to a buffer that also gets
+// sarama's log for the rest of the test; both are printed if the test
+// fails, or always with SLUICE_GROUP_LOG set.
+func captureLogs(t *testing.T) sluicetest.Option {
+	l := &scenarioLog{}
+	saramaLogs.once.Do(func() { sarama.Logger = log.New(saramaLogSink{}, "", log.Lmicroseconds) })
+	saramaLogs.mu.Lock()
+	saramaLogs.to = l
+	saramaLogs.mu.Unlock()
+	t.Cleanup(func() {
+		saramaLogs.mu.Lock()
+		if saramaLogs.to == l {
+			saramaLogs.to = nil
+		}
+		saramaLogs.mu.Unlock()
+		if t.Failed() || os.Getenv("SLUICE_GROUP_LOG") != "" {
+			t.Logf("broker and client log (tail):\n%s", l.String())
+		}
+	})
+	return sluicetest.Logger(slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug})))
 }
 
 // tracker records what group members consumed and committed, and flags a
@@ -109,7 +182,7 @@ const groupTopic = "grp"
 func runGroupScenario(t *testing.T, start memberFactory, strictRedelivery bool) {
 	b := sluicetest.New(t,
 		sluicetest.Setting("group.min.session.timeout.ms", "500"),
-		sluicetest.Topic(groupTopic, 12))
+		sluicetest.Topic(groupTopic, 12), captureLogs(t))
 	prod := newClient(t, b.Addr(), kgo.DefaultProduceTopic(groupTopic))
 	ctx := testCtx(t, 4*time.Minute)
 	tr := newTracker()
@@ -316,6 +389,11 @@ func saramaFactory(t *testing.T, addr, group, name string, tr *tracker) member {
 	cfg.Consumer.Offsets.AutoCommit.Enable = false
 	cfg.Consumer.Group.Session.Timeout = 1500 * time.Millisecond
 	cfg.Consumer.Group.Heartbeat.Interval = 150 * time.Millisecond
+	// A member refused by SyncGroup (REBALANCE_IN_PROGRESS) does not
+	// heartbeat until it rejoins: sarama's default 2 s backoff outlives
+	// the 1.5 s session, so the coordinator expired it (as Kafka would)
+	// and it came back as a new member, forcing one more rebalance.
+	cfg.Consumer.Group.Rebalance.Retry.Backoff = 100 * time.Millisecond
 	cfg.Consumer.MaxWaitTime = 20 * time.Millisecond // commits queue behind parked fetches on the shared connection, as on Kafka
 	cfg.Consumer.Return.Errors = false
 	cg, err := sarama.NewConsumerGroup([]string{addr}, group, cfg)
@@ -328,6 +406,7 @@ func saramaFactory(t *testing.T, addr, group, name string, tr *tracker) member {
 		defer close(m.done)
 		for ctx.Err() == nil {
 			if err := cg.Consume(ctx, []string{groupTopic}, saramaHandler{name, tr, ks}); err != nil && ctx.Err() == nil {
+				sarama.Logger.Printf("%s: Consume: %v", name, err)
 				time.Sleep(50 * time.Millisecond)
 			}
 		}
@@ -513,5 +592,73 @@ func TestCommittedOffsetsSurviveRestart(t *testing.T) {
 	none, err := adm2.FetchOffsets(ctx, "never-existed")
 	if err != nil || none.Error() != nil {
 		t.Fatalf("fetch offsets of a missing group: %v %v", err, none.Error())
+	}
+}
+
+// TestInternalTopicsAutoCreatedByMetadata: a Metadata request naming
+// __consumer_offsets or __transaction_state before any FindCoordinator
+// (sarama sends one while the coordinator is not available yet) creates
+// them as Kafka does, internal and compacted with their own partition
+// counts, so every group finds its coordinator. Sluice used to create a
+// one-partition ordinary topic there: groups outside partition 0 were then
+// answered NOT_COORDINATOR forever (TestGroupSarama consumed nothing for
+// two minutes when the race went that way).
+func TestInternalTopicsAutoCreatedByMetadata(t *testing.T) {
+	b := sluicetest.New(t, sluicetest.Setting("transaction.state.log.num.partitions", "7"))
+	cl := newClient(t, b.Addr())
+	ctx := testCtx(t, time.Minute)
+	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = true
+	for _, name := range []string{"__consumer_offsets", "__transaction_state"} {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(name)
+		req.Topics = append(req.Topics, rt)
+	}
+	if _, err := req.RequestWith(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(cl)
+	want := map[string]int{"__consumer_offsets": 50, "__transaction_state": 7}
+	tds, err := adm.ListTopicsWithInternal(ctx, "__consumer_offsets", "__transaction_state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range want {
+		td, ok := tds[name]
+		if !ok || td.Err != nil || !td.IsInternal || len(td.Partitions) != n {
+			t.Fatalf("%s after Metadata: exists %v, err %v, internal %v, %d partitions (want %d)", name, ok, td.Err, td.IsInternal, len(td.Partitions), n)
+		}
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, "__consumer_offsets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rcs.On("__consumer_offsets", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compact := false
+	for _, c := range rc.Configs {
+		compact = compact || c.Key == "cleanup.policy" && c.MaybeValue() == "compact"
+	}
+	if !compact {
+		t.Fatal("__consumer_offsets is not compacted")
+	}
+	// "scenario" maps to partition 26 of 50: its coordinator answers.
+	offs := kadm.Offsets{}
+	offs.Add(kadm.Offset{Topic: "co", Partition: 0, At: 5, LeaderEpoch: -1})
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "co"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		res, err := adm.CommitOffsets(ctx, "scenario", offs)
+		return err == nil && res.Error() == nil
+	})
+	got, err := adm.FetchOffsets(ctx, "scenario")
+	if err != nil || got.Error() != nil {
+		t.Fatalf("fetch offsets: %v %v", err, got.Error())
+	}
+	if o, ok := got.Lookup("co", 0); !ok || o.At != 5 {
+		t.Fatalf("committed offset read back as %+v", o)
 	}
 }

@@ -158,6 +158,12 @@ func (b *Broker) loadInternal(ctx context.Context, name string, partitions int32
 	if err != nil {
 		return err
 	}
+	if n := int32(len(t.Partitions)); n != partitions {
+		// Kafka's coordinators use the partition count of the existing
+		// topic; this one maps keys to the configured count.
+		b.logger.Error("internal topic partition count differs from the configured one, which its coordinator maps keys by",
+			"topic", name, "partitions", n, "configured", partitions)
+	}
 	start := time.Now()
 	var errs []error
 	loaded := 0
@@ -179,6 +185,26 @@ func (b *Broker) loadInternal(ctx context.Context, name string, partitions int32
 	}
 	b.logger.Info("loaded internal topic", "topic", name, "partitions", loaded, "of", len(t.Partitions), "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// autoCreateInternal creates __consumer_offsets or __transaction_state
+// when a Metadata request asks for it before the first FindCoordinator did
+// (sarama does so while the coordinator is not available): with its
+// internal settings, as Kafka's AutoTopicCreationManager does, never with
+// the defaults of an ordinary auto-created topic. The coordinator maps a
+// group to offsets.topic.num.partitions partitions, so a one-partition
+// __consumer_offsets left every group but those of partition 0 answered
+// NOT_COORDINATOR for good. ok is false for any other name.
+func (b *Broker) autoCreateInternal(ctx context.Context, name string) (t metadata.Topic, ok bool, err error) {
+	switch name {
+	case offsetsTopic:
+		t, err = b.internalTopic(ctx, name, b.set.offsetsPartitions, b.set.offsetsReplication)
+	case txnStateTopic:
+		t, err = b.internalTopic(ctx, name, b.set.txnPartitions, b.set.txnReplication)
+	default:
+		return metadata.Topic{}, false, nil
+	}
+	return t, true, err
 }
 
 // internalTopic returns an internal topic (__consumer_offsets,
