@@ -166,7 +166,10 @@ func New(cfg Config) (*Broker, error) {
 	b.parts = newPartitionTable(b)
 	b.events = newEventQueue()
 	// The coordinators exist before the subscription: leadership events
-	// of their internal topics reach them from the first event on.
+	// of their internal topics reach them from the first event on. They
+	// map keys by the partition count of their topic where it exists.
+	b.set.offsetsPartitions = b.internalPartitions(offsetsTopic, b.set.offsetsPartitions)
+	b.set.txnPartitions = b.internalPartitions(txnStateTopic, b.set.txnPartitions)
 	b.groups = newGroups(b)
 	b.pids = txn.NewProducerIDs(b.meta, txn.DefaultBlockSize)
 	b.txns = newTxns(b)

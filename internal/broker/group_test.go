@@ -662,3 +662,49 @@ func TestInternalTopicsAutoCreatedByMetadata(t *testing.T) {
 		t.Fatalf("committed offset read back as %+v", o)
 	}
 }
+
+// TestInternalTopicPartitionCountKept: offsets.topic.num.partitions only
+// sizes a new __consumer_offsets. A broker restarted with another value
+// keeps mapping groups by the partition count of the existing topic, as
+// Kafka's coordinator does, so every committed offset is still found (with
+// the new count most groups would be answered NOT_COORDINATOR or map to an
+// empty partition).
+func TestInternalTopicPartitionCountKept(t *testing.T) {
+	b := sluicetest.New(t, sluicetest.Setting("offsets.topic.num.partitions", "3"), sluicetest.Topic("co", 1))
+	ctx := testCtx(t, time.Minute)
+	commit := func(adm *kadm.Client, group string, at int64) {
+		t.Helper()
+		offs := kadm.Offsets{}
+		offs.Add(kadm.Offset{Topic: "co", Partition: 0, At: at, LeaderEpoch: -1})
+		waitFor(t, 30*time.Second, func() bool {
+			res, err := adm.CommitOffsets(ctx, group, offs)
+			return err == nil && res.Error() == nil
+		})
+	}
+	const groups = 12
+	adm := kadm.NewClient(newClient(t, b.Addr()))
+	for i := range groups {
+		commit(adm, "g"+strconv.Itoa(i), int64(i+1))
+	}
+	b = b.Restart(sluicetest.Setting("offsets.topic.num.partitions", "7"))
+	adm = kadm.NewClient(newClient(t, b.Addr()))
+	for i := range groups {
+		group := "g" + strconv.Itoa(i)
+		var got kadm.OffsetResponses
+		waitFor(t, 30*time.Second, func() bool {
+			var err error
+			got, err = adm.FetchOffsets(ctx, group)
+			return err == nil && got.Error() == nil
+		})
+		if o, ok := got.Lookup("co", 0); !ok || o.At != int64(i+1) {
+			t.Fatalf("group %s after the restart: committed offset %+v (found %v), want %d", group, o, ok, i+1)
+		}
+	}
+	tds, err := adm.ListTopicsWithInternal(ctx, "__consumer_offsets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tds["__consumer_offsets"].Partitions); n != 3 {
+		t.Fatalf("__consumer_offsets has %d partitions, want 3", n)
+	}
+}

@@ -159,10 +159,11 @@ func (b *Broker) loadInternal(ctx context.Context, name string, partitions int32
 		return err
 	}
 	if n := int32(len(t.Partitions)); n != partitions {
-		// Kafka's coordinators use the partition count of the existing
-		// topic; this one maps keys to the configured count.
-		b.logger.Error("internal topic partition count differs from the configured one, which its coordinator maps keys by",
-			"topic", name, "partitions", n, "configured", partitions)
+		// Created elsewhere meanwhile, by a broker configured otherwise:
+		// this broker's coordinator maps keys by its own count until it
+		// restarts (internalPartitions).
+		b.logger.Error("internal topic partition count differs from the one this broker's coordinator maps keys by; restart the broker",
+			"topic", name, "partitions", n, "coordinator", partitions)
 	}
 	start := time.Now()
 	var errs []error
@@ -185,6 +186,21 @@ func (b *Broker) loadInternal(ctx context.Context, name string, partitions int32
 	}
 	b.logger.Info("loaded internal topic", "topic", name, "partitions", loaded, "of", len(t.Partitions), "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// internalPartitions is the partition count a coordinator maps keys by:
+// that of its internal topic if the topic exists (as Kafka reads it at
+// start-up: offsets.topic.num.partitions and
+// transaction.state.log.num.partitions only size a new topic), else the
+// configured one.
+func (b *Broker) internalPartitions(name string, configured int32) int32 {
+	n, ok := b.meta.PartitionCount(name)
+	if !ok || n == configured {
+		return configured
+	}
+	b.logger.Warn("internal topic exists with another partition count than configured; its coordinator uses the topic's",
+		"topic", name, "partitions", n, "configured", configured)
+	return n
 }
 
 // autoCreateInternal creates __consumer_offsets or __transaction_state

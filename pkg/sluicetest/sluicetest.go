@@ -124,9 +124,15 @@ func (b *Broker) Addr() string { return b.Broker.Addr().String() }
 func (b *Broker) DataDir() string { return b.cfg.DataDir }
 
 // Restart stops the broker cleanly and starts a new one on the same data
-// directory and the same port, so clients reconnect by themselves.
-func (b *Broker) Restart() *Broker {
+// directory and the same port, so clients reconnect by themselves. Options
+// change the new broker's configuration (e.g. a Setting).
+func (b *Broker) Restart(opts ...Option) *Broker {
 	b.t.Helper()
+	o := options{cfg: b.cfg}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	b.cfg = o.cfg
 	b.cfg.Listen = b.Addr()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
