@@ -35,25 +35,7 @@ func profileSluice(ctx context.Context, bins binaries, c config, dir string, sec
 	during := func(name string, work func() error) error {
 		saved := make(chan error, 1)
 		go func() {
-			saved <- func() error {
-				resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", srv.admin, secs))
-				if err != nil {
-					return err
-				}
-				defer resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					return fmt.Errorf("pprof: %s", resp.Status)
-				}
-				f, err := os.Create(filepath.Join(dir, name))
-				if err != nil {
-					return err
-				}
-				if _, err := io.Copy(f, resp.Body); err != nil {
-					f.Close()
-					return err
-				}
-				return f.Close()
-			}()
+			saved <- savePprof(srv.admin, fmt.Sprintf("profile?seconds=%d", secs), filepath.Join(dir, name))
 		}()
 		for deadline := time.Now().Add(time.Duration(secs)*time.Second + time.Minute); ; {
 			select {
@@ -105,4 +87,26 @@ func profileSluice(ctx context.Context, bins binaries, c config, dir string, sec
 		return fmt.Errorf("e2e profile: %w", err)
 	}
 	return nil
+}
+
+// savePprof saves the broker's /debug/pprof/<what> (a profile or trace of
+// some seconds) from its admin listener to path.
+func savePprof(admin, what, path string) error {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s", admin, what))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof %s: %s", what, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -160,25 +159,7 @@ func startTraces(dir string, srv *server, s scenario, secs int, t *e2eTimeline) 
 	broker := make(chan error, 1)
 	if srv.admin != "" {
 		go func() {
-			broker <- func() error {
-				resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/trace?seconds=%d", srv.admin, secs))
-				if err != nil {
-					return err
-				}
-				defer resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					return fmt.Errorf("broker trace: %s", resp.Status)
-				}
-				f, err := os.Create(filepath.Join(dir, "broker-"+name+".trace"))
-				if err != nil {
-					return err
-				}
-				if _, err := io.Copy(f, resp.Body); err != nil {
-					f.Close()
-					return err
-				}
-				return f.Close()
-			}()
+			broker <- savePprof(srv.admin, fmt.Sprintf("trace?seconds=%d", secs), filepath.Join(dir, "broker-"+name+".trace"))
 		}()
 	} else {
 		broker <- nil
