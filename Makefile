@@ -10,8 +10,10 @@ build:
 # compatibility scripts (kcat, kafkajs).
 test: testrace compat
 
+# -count=1: never a cached result (internal/clustertest builds and runs the
+# sluice binary, which Go's test cache does not see).
 testrace:
-	$(GO) test -race -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 unit:
 	$(GO) test ./...
