@@ -29,14 +29,10 @@ lint:
 	@test -z "$$(gofmt -l .)" || (echo "gofmt needed:"; gofmt -l .; exit 1)
 	$(GO) vet ./...
 
-# Short runs of every fuzz target (FUZZTIME per target).
+# Short runs of every fuzz target (FUZZTIME per target); see scripts/fuzz.sh.
 FUZZTIME ?= 20s
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
-		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-		done; \
-	done
+	GO=$(GO) ./scripts/fuzz.sh $(FUZZTIME)
 
 # Long runs: 200 SIGKILL crash/recover cycles of the storage engine; the
 # read-process-write chaos test over 100,000 records and the delayed-message
