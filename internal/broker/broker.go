@@ -153,9 +153,8 @@ func New(cfg Config) (*Broker, error) {
 		BrokerHeartbeatInterval: set.heartbeatInterval,
 		Logger:                  b.logger.With("component", "metadata"),
 
-		AutoLeaderRebalanceDisable:         !set.autoLeaderRebalance,
-		LeaderImbalanceCheckInterval:       set.leaderImbalanceCheck,
-		LeaderImbalancePerBrokerPercentage: set.leaderImbalancePercent,
+		AutoLeaderRebalanceDisable:   !set.autoLeaderRebalance,
+		LeaderImbalanceCheckInterval: set.leaderImbalanceCheck,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: open metadata: %w", err)

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -89,9 +88,8 @@ type settings struct {
 	sessionTimeout    time.Duration // broker.session.timeout.ms
 	heartbeatInterval time.Duration // broker.heartbeat.interval.ms
 
-	autoLeaderRebalance    bool          // auto.leader.rebalance.enable
-	leaderImbalanceCheck   time.Duration // leader.imbalance.check.interval.seconds
-	leaderImbalancePercent int           // leader.imbalance.per.broker.percentage, -1 for 0 (metadata.Config's convention)
+	autoLeaderRebalance  bool          // auto.leader.rebalance.enable
+	leaderImbalanceCheck time.Duration // leader.imbalance.check.interval.seconds
 
 	replicaLagTimeMax   time.Duration // replica.lag.time.max.ms
 	replicaFetchWait    time.Duration // replica.fetch.wait.max.ms
@@ -148,7 +146,7 @@ var brokerOnlySettings = []SettingDef{
 	{Name: "broker.heartbeat.interval.ms", Type: metadata.TypeInt, Default: "2000", Doc: "How often this broker heartbeats to the active controller.", Validate: intRange(10, 1<<31-1)},
 	{Name: "auto.leader.rebalance.enable", Type: metadata.TypeBoolean, Default: "true", Doc: "The active controller moves leaderships back to preferred replicas (the first of each replica list) by itself.", Validate: isBool},
 	{Name: "leader.imbalance.check.interval.seconds", Type: metadata.TypeLong, Default: "300", Doc: "How often the active controller checks the leader imbalance.", Validate: intRange(1, 1<<31-1)},
-	{Name: "leader.imbalance.per.broker.percentage", Type: metadata.TypeInt, Default: "10", Doc: "Preferred elections run for a broker's partitions when more than this percentage of the partitions it is the preferred replica of are led by another broker.", Validate: intRange(0, 1<<31-1)},
+	{Name: "leader.imbalance.per.broker.percentage", Type: metadata.TypeInt, Default: "10", Doc: "Accepted and validated but not used, as in Kafka 4's KRaft controller: every partition led by another broker than its preferred replica is moved back when that replica may lead.", Validate: intRange(0, 1<<31-1)},
 	{Name: "replica.lag.time.max.ms", Type: metadata.TypeInt, Default: "30000", Doc: "A follower that has not caught up with the leader's log end for this long leaves the ISR.", Validate: intRange(1, 1<<31-1)},
 	{Name: "replica.fetch.wait.max.ms", Type: metadata.TypeInt, Default: "500", Doc: "Longest time a follower's fetch waits at the leader for data.", Validate: intRange(0, 1<<31-1)},
 	{Name: "replica.fetch.backoff.ms", Type: metadata.TypeInt, Default: "1000", Doc: "First delay after a failed follower fetch (doubles up to 10x).", Validate: intRange(1, 1<<31-1)},
@@ -333,9 +331,8 @@ func (cfg Config) settings() (settings, error) {
 		sessionTimeout:    ms("broker.session.timeout.ms"),
 		heartbeatInterval: ms("broker.heartbeat.interval.ms"),
 
-		autoLeaderRebalance:    get("auto.leader.rebalance.enable") == "true",
-		leaderImbalanceCheck:   time.Duration(i64("leader.imbalance.check.interval.seconds")) * time.Second,
-		leaderImbalancePercent: cmp.Or(int(i64("leader.imbalance.per.broker.percentage")), -1),
+		autoLeaderRebalance:  get("auto.leader.rebalance.enable") == "true",
+		leaderImbalanceCheck: time.Duration(i64("leader.imbalance.check.interval.seconds")) * time.Second,
 
 		replicaLagTimeMax:   ms("replica.lag.time.max.ms"),
 		replicaFetchWait:    ms("replica.fetch.wait.max.ms"),

@@ -10,18 +10,18 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Automatic preferred-leader rebalancing, as Kafka's controller does it
-// (auto.leader.rebalance.enable, leader.imbalance.check.interval.seconds,
-// leader.imbalance.per.broker.percentage). Every check interval the active
-// controller groups the partitions by their preferred replica (the first
-// in the replica list); for each broker it computes the fraction of its
-// preferred partitions that another broker (or nobody) leads. When that
-// fraction exceeds the percentage, it runs a preferred-leader election for
-// those of them whose preferred replica may lead now: registered, live
-// (neither fenced nor in controlled shutdown) and in the ISR. Partitions
-// in a reassignment are left alone, as Kafka leaves them. The election is
-// the one ElectLeaders runs (elect_leaders, type preferred), proposed only
-// while this node leads the quorum: it is never forwarded.
+// Automatic preferred-leader rebalancing, as Kafka 4's KRaft controller
+// does it (auto.leader.rebalance.enable,
+// leader.imbalance.check.interval.seconds): every check interval the
+// active controller runs a preferred-leader election for every partition
+// led by another broker than its preferred replica (the first in the
+// replica list) — or by none — whose preferred replica may lead now:
+// registered, live (neither fenced nor in controlled shutdown) and in the
+// ISR. Partitions in a reassignment are left alone, as Kafka leaves them.
+// leader.imbalance.per.broker.percentage, a rule of the ZooKeeper-era
+// controller, is accepted as a setting but not used, as in KRaft. The
+// election is the one ElectLeaders runs (elect_leaders, type preferred),
+// proposed only while this node leads the quorum: it is never forwarded.
 
 // RebalanceCheck is the result of one leader-imbalance check.
 type RebalanceCheck struct {
@@ -147,15 +147,11 @@ func (s *Store) imbalancedPartitions() (RebalanceCheck, []TopicPartition) {
 	s.fsm.mu.RUnlock()
 
 	res := RebalanceCheck{Imbalance: map[int32]float64{}}
-	threshold := float64(max(s.cfg.LeaderImbalancePerBrokerPercentage, 0)) / 100
 	var targets []TopicPartition
 	for _, id := range slices.Sorted(maps.Keys(per)) {
 		bc := per[id]
-		ratio := float64(bc.other) / float64(bc.total)
-		res.Imbalance[id] = ratio
-		if ratio > threshold {
-			targets = append(targets, bc.moved...)
-		}
+		res.Imbalance[id] = float64(bc.other) / float64(bc.total)
+		targets = append(targets, bc.moved...)
 	}
 	slices.SortFunc(targets, func(a, b TopicPartition) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))

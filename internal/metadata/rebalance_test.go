@@ -66,13 +66,12 @@ func rejoinISR(t *testing.T, s *Store, topic string, id int32) {
 
 // TestLeaderImbalanceCheck drives single checks on the controller (the
 // periodic loop is off): nothing is elected while the preferred replica
-// is out of the ISR; at 50% a broker with half its preferred partitions
-// led elsewhere is not rebalanced (Kafka's ratio must exceed the
-// percentage); below, the check moves them back.
+// is out of the ISR; once it is back, every partition it does not lead is
+// moved back, however small the broker's imbalance (KRaft's rule: no
+// per-broker percentage).
 func TestLeaderImbalanceCheck(t *testing.T) {
 	c := newTestCluster(t, 3, func(cfg *Config) {
 		cfg.AutoLeaderRebalanceDisable = true
-		cfg.LeaderImbalancePerBrokerPercentage = 50
 	})
 	ctx := ctxT(t)
 	l := c.leader()
@@ -97,23 +96,16 @@ func TestLeaderImbalanceCheck(t *testing.T) {
 		t.Fatalf("preferred replica out of the ISR: %+v, %v", res, err)
 	}
 
-	// Back in the ISR, one partition moved back by hand: 50% is not over 50%.
+	// Back in the ISR, one partition moved back by hand: the check
+	// elects the other one although the broker is only half imbalanced.
 	rejoinISR(t, l, "rb", id)
 	_, perr, err := l.ElectLeaders(ctx, ElectPreferred, []TopicPartition{{"rb", preferred[0]}})
 	if err != nil || perr[0] != nil {
 		t.Fatalf("ElectLeaders: %v %v", perr, err)
 	}
 	res, err = l.CheckLeaderImbalance(ctx)
-	if err != nil || res.Imbalance[id] != 0.5 || len(res.Elected)+len(res.Failed) != 0 {
-		t.Fatalf("half moved back at 50%%: %+v, %v", res, err)
-	}
-
-	// A lower percentage (as leader.imbalance.per.broker.percentage=10
-	// would be) elects the rest.
-	l.cfg.LeaderImbalancePerBrokerPercentage = 10
-	res, err = l.CheckLeaderImbalance(ctx)
-	if err != nil || !slices.Equal(res.Elected, []TopicPartition{{"rb", preferred[1]}}) || len(res.Failed) != 0 {
-		t.Fatalf("check at 10%%: %+v, %v", res, err)
+	if err != nil || res.Imbalance[id] != 0.5 || !slices.Equal(res.Elected, []TopicPartition{{"rb", preferred[1]}}) || len(res.Failed) != 0 {
+		t.Fatalf("check with half moved back: %+v, %v", res, err)
 	}
 	for _, p := range mustTopic(t, l, "rb").Partitions {
 		if p.Leader != p.Replicas[0] {
@@ -122,7 +114,6 @@ func TestLeaderImbalanceCheck(t *testing.T) {
 	}
 	// Only the active controller elects.
 	f := c.follower()
-	f.cfg.LeaderImbalancePerBrokerPercentage = 10
 	moveLeadershipAway(t, c, "rb", f.cfg.NodeID, true)
 	if _, err := f.CheckLeaderImbalance(ctx); !errors.Is(err, kerr.NotController) {
 		t.Fatalf("check on a follower: %v", err)

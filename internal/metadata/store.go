@@ -81,13 +81,6 @@ type Config struct {
 	// leader.imbalance.check.interval.seconds: how often the active
 	// controller checks the leader imbalance. Default 300 s.
 	LeaderImbalanceCheckInterval time.Duration
-	// LeaderImbalancePerBrokerPercentage is
-	// leader.imbalance.per.broker.percentage: the active controller runs
-	// preferred elections for a broker's partitions when more than this
-	// percentage of the partitions it is the preferred replica of are led
-	// elsewhere. Zero means the default, 10; a negative value means 0
-	// (any imbalance).
-	LeaderImbalancePerBrokerPercentage int
 	// Now is the controller's clock for broker sessions; default time.Now.
 	Now func() time.Time
 	// UncleanRestart tells the controller, in this node's first
@@ -203,9 +196,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.LeaderImbalanceCheckInterval <= 0 {
 		c.LeaderImbalanceCheckInterval = 300 * time.Second
-	}
-	if c.LeaderImbalancePerBrokerPercentage == 0 {
-		c.LeaderImbalancePerBrokerPercentage = 10
 	}
 	if c.Now == nil {
 		c.Now = time.Now
