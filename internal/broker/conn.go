@@ -335,6 +335,16 @@ func (c *conn) handleFrame(ctx context.Context, frame []byte) (p *pending, key i
 // writeInline writes a ready response from the reader goroutine while the
 // writer is idle (queued == 0). An error closes the connection.
 func (c *conn) writeInline(p *pending) error {
+	if err := c.send(p); err != nil {
+		c.close()
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// send records p's metrics and writes its response, if it has one, from
+// whichever goroutine writes (writeInline or writeQueued).
+func (c *conn) send(p *pending) error {
 	c.b.metrics.observe(p)
 	if p.none {
 		return nil
@@ -342,11 +352,7 @@ func (c *conn) writeInline(p *pending) error {
 	err := c.b.sender.Send(c.nc, p.msg)
 	c.b.metrics.bytesOut.Add(float64(p.msg.Len()))
 	p.msg.Release()
-	if err != nil {
-		c.close()
-		return fmt.Errorf("write: %w", err)
-	}
-	return nil
+	return err
 }
 
 func (c *conn) writeLoop(ctx context.Context) {
@@ -376,14 +382,7 @@ func (c *conn) writeQueued(ctx context.Context, p *pending) bool {
 		c.close()
 		return false
 	}
-	c.b.metrics.observe(p)
-	if p.none {
-		return true
-	}
-	err := c.b.sender.Send(c.nc, p.msg)
-	c.b.metrics.bytesOut.Add(float64(p.msg.Len()))
-	p.msg.Release()
-	if err != nil {
+	if err := c.send(p); err != nil {
 		c.logger.Debug("write failed; closing connection", "err", err)
 		c.close()
 		return false
