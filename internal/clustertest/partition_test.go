@@ -139,19 +139,20 @@ func refusal(r probeResult) bool {
 // records/s round-robin over topic's partitions until stop. A request to
 // a broker that does not answer (paused, or cut off) is given up after
 // the produce timeout plus 2 s, so the producer moves on to a new leader
-// in seconds.
+// in seconds. startProducer's opts override these client options (the
+// fault-cycle test of replication_test.go uses it too).
 type producer struct {
 	a    *acks
 	cl   *kgo.Client
 	stop func()
 }
 
-func startProducer(t *testing.T, ctx context.Context, c *Cluster, topic, prefix string) *producer {
+func startProducer(t *testing.T, ctx context.Context, c *Cluster, topic, prefix string, opts ...kgo.Opt) *producer {
 	t.Helper()
 	a := &acks{m: map[string]ack{}}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Seeds()...), kgo.RecordDeliveryTimeout(2*time.Minute),
-		kgo.ProduceRequestTimeout(3*time.Second), kgo.RequestTimeoutOverhead(2*time.Second),
-		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Seeds()...), kgo.RecordDeliveryTimeout(2 * time.Minute),
+		kgo.ProduceRequestTimeout(3 * time.Second), kgo.RequestTimeoutOverhead(2 * time.Second),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -387,28 +387,10 @@ func TestReplicationFaultCycles(t *testing.T) {
 	_, adm := newClient(t, c)
 	const topic = "repl-cycles"
 	createReplicated(t, ctx, adm, topic, 3)
-	a := &acks{m: map[string]ack{}}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(c.Seeds()...), kgo.RecordDeliveryTimeout(2*time.Minute), kgo.ProduceRequestTimeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pctx, pcancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// Paced at about 1,000 records/s, so that the records to check stay
-		// bounded however long the cycles take.
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for i := 0; i < 1_000_000; i++ {
-			select {
-			case <-pctx.Done():
-				return
-			case <-tick.C:
-			}
-			prod.Produce(pctx, &kgo.Record{Topic: topic, Key: []byte(strconv.Itoa(i)), Value: []byte("f-" + strconv.Itoa(i))}, a.promise)
-		}
-	}()
+	// Paced at about 1,000 records/s, so that the records to check stay
+	// bounded however long the cycles take.
+	p := startProducer(t, ctx, c, topic, "f-", kgo.ProduceRequestTimeout(10*time.Second), kgo.RequestTimeoutOverhead(10*time.Second))
+	a := p.a
 	for cycle := range *faultCycles {
 		before := a.count()
 		Eventually(t, 60*time.Second, "progress before the fault", func() error {
@@ -441,9 +423,7 @@ func TestReplicationFaultCycles(t *testing.T) {
 		waitISR(t, ctx, adm, topic, 3, 90*time.Second)
 		t.Logf("cycle %d: leader %d faulted, ISR full again; %d acknowledged", cycle, leader, a.count())
 	}
-	pcancel()
-	<-done
-	prod.Close()
+	p.stop()
 	checkAcked(t, ctx, c, topic, a)
 }
 
