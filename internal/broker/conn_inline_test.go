@@ -122,16 +122,7 @@ func TestPooledFramesOfAllSizes(t *testing.T) {
 			v[j] = byte(j*31 + i*7 + j>>9)
 		}
 		values[i] = v
-		req := kmsg.NewPtrProduceRequest()
-		req.Version = 9
-		req.Acks = 1
-		req.TimeoutMillis = 10000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "sizes"
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = oneRecordBatch(v)
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
+		req := produceV9("sizes", 1, 10000, oneRecordBatch(v))
 		batch = append(batch, reqFormatter.AppendRequest(nil, req, int32(2*i))...)
 		batch = append(batch, reqFormatter.AppendRequest(nil, versions, int32(2*i+1))...)
 	}

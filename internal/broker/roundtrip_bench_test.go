@@ -52,16 +52,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	ft.Partitions = append(ft.Partitions, fp)
 	fetch.Topics = append(fetch.Topics, ft)
 
-	produce := kmsg.NewPtrProduceRequest()
-	produce.Version = 9
-	produce.Acks = 1
-	produce.TimeoutMillis = 30000
-	pt := kmsg.NewProduceRequestTopic()
-	pt.Topic = "rt"
-	pp := kmsg.NewProduceRequestTopicPartition()
-	pp.Records = oneRecordBatch(val)
-	pt.Partitions = append(pt.Partitions, pp)
-	produce.Topics = append(produce.Topics, pt)
+	produce := produceV9("rt", 1, 30000, oneRecordBatch(val))
 
 	versions := kmsg.NewPtrApiVersionsRequest()
 	versions.Version = 3

@@ -183,16 +183,7 @@ func TestPipelinedProduceOrder(t *testing.T) {
 	defer c.Close()
 	const n = 50
 	for i := 0; i < n; i++ {
-		req := kmsg.NewPtrProduceRequest()
-		req.Version = 9
-		req.Acks = -1
-		req.TimeoutMillis = 10000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "pipe"
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = oneRecordBatch([]byte("v"))
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
+		req := produceV9("pipe", -1, 10000, oneRecordBatch([]byte("v")))
 		if _, err := c.Write(reqFormatter.AppendRequest(nil, req, int32(i))); err != nil {
 			t.Fatal(err)
 		}
@@ -220,6 +211,22 @@ func TestPipelinedProduceOrder(t *testing.T) {
 			t.Fatalf("response %d: error %d base offset %d", i, p.ErrorCode, p.BaseOffset)
 		}
 	}
+}
+
+// produceV9 is a Produce v9 request of records (a record batch) to
+// partition 0 of topic.
+func produceV9(topic string, acks int16, timeoutMillis int32, records []byte) *kmsg.ProduceRequest {
+	req := kmsg.NewPtrProduceRequest()
+	req.Version = 9
+	req.Acks = acks
+	req.TimeoutMillis = timeoutMillis
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = records
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
 }
 
 // oneRecordBatch builds a valid uncompressed batch of one record.
@@ -265,16 +272,7 @@ func TestBadBatchesRefused(t *testing.T) {
 		{good[:30], kerr.CorruptMessage},
 		{good, nil},
 	} {
-		req := kmsg.NewPtrProduceRequest()
-		req.Version = 9
-		req.Acks = 1
-		req.TimeoutMillis = 5000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "bad"
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = tc.records
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
+		req := produceV9("bad", 1, 5000, tc.records)
 		body := rawRequest(t, c, int32(i), req)
 		resp := kmsg.NewPtrProduceResponse()
 		resp.Version = 9
