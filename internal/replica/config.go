@@ -53,11 +53,11 @@ type Config struct {
 	// Logger receives state changes (leadership, ISR, truncation); nil =
 	// discard.
 	Logger *slog.Logger
-	// OnISRChange, if set, is called after the controller accepted an ISR
-	// change this broker proposed as leader (Kafka's IsrShrinksPerSec and
-	// IsrExpandsPerSec count these), with the ISR before and after. It
-	// runs on the proposal's goroutine, outside the Leader's lock, and
-	// must not block.
+	// OnISRChange, if set, is called once for each ISR change this broker
+	// proposed as leader and the controller committed (Kafka's
+	// IsrShrinksPerSec and IsrExpandsPerSec count these), with the ISR
+	// before and after, as soon as the answer or the metadata shows it.
+	// It runs outside the Leader's lock and must not block.
 	OnISRChange func(topic string, partition int32, oldISR, newISR []int32)
 }
 

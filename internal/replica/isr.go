@@ -91,13 +91,12 @@ func (l *Leader) proposeLocked(newISR []int32) {
 	req := metadata.AlterPartitionRequest{BrokerID: l.cfg.NodeID, BrokerEpoch: l.brokerEpoch(),
 		Topic: l.lc.State.Topic, TopicID: l.lc.State.TopicID, Partition: l.lc.State.Partition,
 		LeaderEpoch: l.mu.leaderEpoch, PartitionEpoch: l.mu.partitionEpoch, ISR: slices.Clone(newISR)}
-	base := slices.Clone(l.mu.isr)
-	l.goFunc(func() { l.sendAlterPartition(req, base) })
+	l.goFunc(func() { l.sendAlterPartition(req) })
 }
 
-// sendAlterPartition sends one proposal (made from the committed ISR
-// base), retrying retriable errors with backoff, and applies the answer.
-func (l *Leader) sendAlterPartition(req metadata.AlterPartitionRequest, base []int32) {
+// sendAlterPartition sends one proposal, retrying retriable errors with
+// backoff, and applies the answer.
+func (l *Leader) sendAlterPartition(req metadata.AlterPartitionRequest) {
 	backoff := l.cfg.AlterPartitionBackoff
 	for {
 		ctx, cancel := context.WithTimeout(l.ctx, l.cfg.AlterPartitionTimeout)
@@ -105,10 +104,6 @@ func (l *Leader) sendAlterPartition(req metadata.AlterPartitionRequest, base []i
 		cancel()
 		if l.ctx.Err() != nil {
 			return
-		}
-		if err == nil && l.cfg.OnISRChange != nil && p.Leader == l.cfg.NodeID && p.LeaderEpoch == req.LeaderEpoch && !slices.Equal(base, p.ISR) {
-			// Accepted (the metadata update may reach Update first).
-			l.cfg.OnISRChange(req.Topic, req.Partition, base, slices.Clone(p.ISR))
 		}
 		retry := l.handleAlterPartition(req, p, err)
 		if !retry {
@@ -139,9 +134,13 @@ func (l *Leader) handleAlterPartition(req metadata.AlterPartitionRequest, p meta
 	now := l.cfg.Clock.Now()
 	l.mu.Lock()
 	var fire int64 = -1
+	var changed func()
 	defer func() {
 		l.mu.Unlock()
 		l.fireHW(fire)
+		if changed != nil {
+			changed()
+		}
 	}()
 	if !l.mu.leading || !slices.Equal(l.mu.pending, req.ISR) {
 		return false // superseded by a metadata update
@@ -155,6 +154,7 @@ func (l *Leader) handleAlterPartition(req metadata.AlterPartitionRequest, p meta
 			return false
 		}
 		if p.PartitionEpoch >= l.mu.partitionEpoch {
+			changed = l.ownChangeLocked(p.ISR)
 			l.mu.isr = slices.Clone(p.ISR)
 			l.mu.partitionEpoch = p.PartitionEpoch
 			l.mu.replicas = slices.Clone(p.Replicas)
@@ -176,6 +176,10 @@ func (l *Leader) handleAlterPartition(req metadata.AlterPartitionRequest, p meta
 			return false
 		}
 		if cur.PartitionEpoch > l.mu.partitionEpoch {
+			if slices.Equal(cur.ISR, req.ISR) {
+				// Committed by an earlier attempt whose answer was lost.
+				changed = l.ownChangeLocked(cur.ISR)
+			}
 			l.mu.isr = slices.Clone(cur.ISR)
 			l.mu.partitionEpoch = cur.PartitionEpoch
 			l.mu.replicas = slices.Clone(cur.Replicas)
@@ -203,4 +207,18 @@ func (l *Leader) handleAlterPartition(req metadata.AlterPartitionRequest, p meta
 		l.logger.Warn("AlterPartition failed; retrying", "isr", req.ISR, "err", err)
 		return true
 	}
+}
+
+// ownChangeLocked is called when newISR, the pending proposal of this
+// leader, becomes the committed ISR (from the controller's answer or from
+// the metadata, whichever comes first: the other then finds nothing
+// pending). It returns the OnISRChange call to make once the lock is
+// released, or nil.
+func (l *Leader) ownChangeLocked(newISR []int32) func() {
+	if l.cfg.OnISRChange == nil || slices.Equal(l.mu.isr, newISR) {
+		return nil
+	}
+	topic, part := l.lc.State.Topic, l.lc.State.Partition
+	old, isr := slices.Clone(l.mu.isr), slices.Clone(newISR)
+	return func() { l.cfg.OnISRChange(topic, part, old, isr) }
 }

@@ -13,7 +13,8 @@ import (
 // TestLeaderOnISRChange: Config.OnISRChange reports each ISR change the
 // controller accepted from this leader, once, with the ISR before and
 // after, also when the metadata update reached the leader before the
-// AlterPartition answer did; a refused proposal reports nothing.
+// AlterPartition answer did or the answer was lost; a refused proposal
+// reports nothing.
 func TestLeaderOnISRChange(t *testing.T) {
 	type change struct{ old, new []int32 }
 	changes := make(chan change, 8)
@@ -66,10 +67,32 @@ func TestLeaderOnISRChange(t *testing.T) {
 	want([]int32{1, 2}, []int32{1, 2, 3})
 	waitFor(t, "expansion applied", func() bool { return slices.Equal(e.isr(), []int32{1, 2, 3}) })
 
-	// Refused: nothing reported.
+	// Shrink whose answer is lost: the retry finds it committed (the
+	// controller says the partition epoch moved on to exactly this ISR).
 	lg.append(5) // LEO 20
 	clock.Advance(31 * time.Second)
 	e.mustFetch(2, 20)
+	l.MaybeShrinkISR()
+	pr = prop.next(t)
+	prop.mu.Lock()
+	prop.current.ISR = []int32{1, 2}
+	prop.current.PartitionEpoch++
+	prop.mu.Unlock()
+	pr.answer <- proposalAnswer{err: kerr.RequestTimedOut}
+	pr = prop.next(t) // the retry
+	pr.answer <- proposalAnswer{err: kerr.InvalidUpdateVersion}
+	want([]int32{1, 2, 3}, []int32{1, 2})
+	waitFor(t, "lost answer's shrink applied", func() bool { return slices.Equal(e.isr(), []int32{1, 2}) })
+	e.mustFetch(3, 20)
+	pr = prop.next(t)
+	e.accept(pr)
+	want([]int32{1, 2}, []int32{1, 2, 3})
+	waitFor(t, "second expansion applied", func() bool { return slices.Equal(e.isr(), []int32{1, 2, 3}) })
+
+	// Refused: nothing reported.
+	lg.append(5) // LEO 25
+	clock.Advance(31 * time.Second)
+	e.mustFetch(2, 25)
 	l.MaybeShrinkISR()
 	pr = prop.next(t)
 	pr.answer <- proposalAnswer{err: kerr.FencedLeaderEpoch}

@@ -292,6 +292,10 @@ func (l *Leader) Update(st PartitionState) {
 		}
 		l.logger.Info("re-elected leader", "leader_epoch", st.LeaderEpoch)
 	}
+	var changed func()
+	if l.mu.pending != nil && slices.Equal(st.ISR, l.mu.pending) && st.LeaderEpoch == l.mu.leaderEpoch {
+		changed = l.ownChangeLocked(st.ISR) // before the controller's answer
+	}
 	l.mu.partitionEpoch = st.PartitionEpoch
 	if !slices.Equal(l.mu.isr, st.ISR) {
 		l.logger.Info("ISR updated from metadata", "isr", st.ISR, "partition_epoch", st.PartitionEpoch)
@@ -312,6 +316,9 @@ func (l *Leader) Update(st PartitionState) {
 	fire := l.maybeIncrementHWLocked(now)
 	l.mu.Unlock()
 	l.fireHW(fire)
+	if changed != nil {
+		changed()
+	}
 }
 
 // stopLeadingLocked marks the leadership over (fenced, or another leader
