@@ -2,7 +2,9 @@ package broker_test
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -40,6 +42,13 @@ func startClusterWith(t *testing.T, n int, settings map[string]string) ([]*broke
 		voters = append(voters, fmt.Sprintf("%d@%s", i+1, addrs[i]))
 	}
 	cfgs := make([]broker.Config, n)
+	logs := &scenarioLog{}
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("SLUICE_CLUSTER_LOG") != "" {
+			t.Logf("brokers' log (tail):\n%s", logs.String())
+		}
+	})
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	for i := range cfgs {
 		set := map[string]string{
 			"broker.heartbeat.interval.ms":     "100",
@@ -58,6 +67,7 @@ func startClusterWith(t *testing.T, n int, settings map[string]string) ([]*broke
 			ElectionTimeout:  400 * time.Millisecond,
 			AdminListen:      "127.0.0.1:0",
 			Settings:         set,
+			Logger:           logger.With("node", i+1),
 		}
 	}
 	bs := make([]*broker.Broker, n)

@@ -85,9 +85,10 @@ func waitAtLeast(t *testing.T, b *broker.Broker, name string, min float64) map[s
 
 // TestReplicationHealthMetrics: three in-process brokers, an RF 3 topic
 // with min.insync.replicas=3. A follower stops (without controlled
-// shutdown): the leader shrinks the ISR (sluice_isr_shrinks_total,
-// sluice_under_replicated_partitions and sluice_under_min_isr_partitions
-// move), and the controller fences it (sluice_fenced_brokers). It comes
+// shutdown) and acks=1 writes go on: the leader shrinks the ISR
+// (sluice_isr_shrinks_total, sluice_under_replicated_partitions and
+// sluice_under_min_isr_partitions move), and the controller fences it
+// (sluice_fenced_brokers). It comes
 // back: the leader expands the ISR and the gauges return to a healthy
 // cluster's values. Exactly one broker reports sluice_active_controller 1.
 func TestReplicationHealthMetrics(t *testing.T) {
@@ -155,6 +156,14 @@ func TestReplicationHealthMetrics(t *testing.T) {
 	}
 	if err := bs[follower-1].Close(); err != nil {
 		t.Fatal(err)
+	}
+	// A follower whose log end equals the leader's stays in sync however
+	// long it is silent (Kafka's isCaughtUp): the leader shrinks the ISR
+	// only once its log end moves past the stopped follower's.
+	for i := range 5 {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte{byte(20 + i)}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	shrunk := waitMetrics(t, lb, "ISR shrunk", map[string]float64{
 		"sluice_under_replicated_partitions": 1, "sluice_under_min_isr_partitions": 1, "sluice_at_min_isr_partitions": 0,
