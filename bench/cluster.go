@@ -35,6 +35,7 @@ var clusterSettings = []string{
 	"group.initial.rebalance.delay.ms=0",
 	"offsets.topic.num.partitions=6",
 	"transaction.state.log.num.partitions=6",
+	"log.segment.delete.delay.ms=0", // as for one sluice (server.go)
 }
 
 // startCluster starts clusterNodes sluice processes as one cluster (node ids

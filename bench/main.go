@@ -73,6 +73,7 @@ func defaultConfig() config {
 			e2eRate:      10000,
 			e2eRecords:   20000,
 			consumeTime:  60 * time.Second,
+			compression:  "none",
 		},
 		idleConns:   10000,
 		scaleParts:  []int{256},
@@ -91,7 +92,7 @@ func quickConfig() config {
 	c := defaultConfig()
 	c.quick = true
 	c.runs = 1
-	c.lim = limits{produceBytes: 512 << 10, produceTime: time.Second, e2eRate: 10000, e2eRecords: 300, consumeTime: 30 * time.Second}
+	c.lim = limits{produceBytes: 512 << 10, produceTime: time.Second, e2eRate: 10000, e2eRecords: 300, consumeTime: 30 * time.Second, compression: "none"}
 	c.idleConns = 300
 	c.scaleConns = 2
 	// 32 MiB: with less, a buffered append can take under the
@@ -120,6 +121,7 @@ func main() {
 	profileSecs := flag.Int("profile-seconds", 8, "length of each CPU profile")
 	only := flag.String("only", "", "comma-separated: run only the scenarios whose name contains one of these, e.g. e2e or \"e2e 1KiB p1\"")
 	limitSet := flag.String("limits", "all", "physical limits to measure: all, latency (the loopback latency floors only) or none")
+	compression := flag.String("compression", "none", "producers' batch codec: none, gzip, snappy, lz4 or zstd (kgo's own default is snappy, which shrinks the bench's repeated values about 17:1)")
 	clientGOGC := flag.Int("client-gogc", 100, "GOGC of the harness (the kgo clients), not of the servers; the same for every server")
 	traceDir := flag.String("trace", "", "in e2e scenarios, save runtime traces of the harness and of sluice and per-record timelines here, and print where the slowest records' time went")
 	flag.Parse()
@@ -151,6 +153,11 @@ func main() {
 	c.md, c.tmp, c.sluiceBin = *md, *tmp, *sluiceBin
 	c.profileDir, c.profileSecs = *profile, *profileSecs
 	c.lim.traceDir = *traceDir
+	if _, ok := codecs[*compression]; !ok {
+		fmt.Fprintf(os.Stderr, "bench: -compression: %q is not none, gzip, snappy, lz4 or zstd\n", *compression)
+		os.Exit(2)
+	}
+	c.lim.compression = *compression
 	if *clientGOGC != 100 {
 		debug.SetGCPercent(*clientGOGC)
 	}
@@ -283,8 +290,8 @@ func (c config) scenarios() []scenario {
 	return ss
 }
 
-// run runs every scenario against every server c.runs times, and the
-// physical limits once per run.
+// run runs every scenario against every server c.runs times, the servers
+// in a rotated order each run, and the physical limits once per run.
 func run(ctx context.Context, c config) (*report, error) {
 	if c.tmp == "" {
 		d, err := os.MkdirTemp("", "sluice-bench-")
@@ -308,7 +315,11 @@ func run(ctx context.Context, c config) (*report, error) {
 	}
 	rep := newReport()
 	for r := 0; r < c.runs; r++ {
-		for _, kind := range c.servers {
+		// Each run starts with the next server: on this VM the first
+		// writer after the physical limits, or after a pause, pays for
+		// memory the host has to back again (BENCHMARKS.md, "Round 4").
+		for i := range c.servers {
+			kind := c.servers[(i+r)%len(c.servers)]
 			srv, err := startServer(bins, kind, c.tmp)
 			if err != nil {
 				return nil, err

@@ -112,7 +112,7 @@ func (r *report) markdown(c config) string {
 	}
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	has := func(k serverKind) bool { return slices.Contains(c.servers, k) }
-	p("Generated %s by `go run ./bench` with %d run(s)%s. Cells: median (min–max over runs). ", time.Now().UTC().Format("2006-01-02 15:04 UTC"), c.runs, map[bool]string{true: " in -quick mode", false: ""}[c.quick])
+	p("Generated %s by `go run ./bench` with %d run(s)%s, producer compression %s. Cells: median (min–max over runs). ", time.Now().UTC().Format("2006-01-02 15:04 UTC"), c.runs, map[bool]string{true: " in -quick mode", false: ""}[c.quick], c.lim.compression)
 	p("Bounds: produce %d KiB or %v per scenario (one kgo client per connection, default options: linger 10ms, acks=all idempotent, acks=1 not); consume: all of the acks=all topic, one kgo consumer; e2e %d records of 1 KiB at %.0f records/s, acks=all, linger 0. ", c.lim.produceBytes>>10, c.lim.produceTime, c.lim.e2eRecords, c.lim.e2eRate)
 	p("MB/s counts record values (10^6 bytes); CPU s/GB is the server process's CPU time (all threads, user+system: /proc/<pid>/task/*/schedstat) per 10^9 value bytes. Ratio rows are Sluice/kfake of the medians (for latency and CPU, below 1 is better).\n\n")
 

@@ -107,6 +107,26 @@ type limits struct {
 	// runtime/trace of the harness and one of the broker (sluice) in this
 	// directory and print where the slowest records' time went (-trace).
 	traceDir string
+	// compression is the producers' batch codec (-compression): "none"
+	// by default, so that the bytes the servers store and send are the
+	// value bytes the tables count and the physical limits move.
+	compression string
+}
+
+// codecs are the -compression choices, as kgo names them.
+var codecs = map[string]kgo.CompressionCodec{
+	"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
+	"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
+}
+
+// producerOpts are the options every producing client of a scenario
+// starts from: the server, the topic and the batch codec.
+func (l limits) producerOpts(srv *server, topic string) []kgo.Opt {
+	codec, ok := codecs[l.compression]
+	if !ok {
+		codec = kgo.NoCompression()
+	}
+	return []kgo.Opt{kgo.SeedBrokers(srv.seeds()...), kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(codec)}
 }
 
 // latencyRecorder collects durations from several goroutines.
@@ -232,7 +252,7 @@ func runProduce(ctx context.Context, srv *server, s scenario, lim limits) (figur
 		return nil, err
 	}
 	conns := max(1, s.Conns)
-	opts := []kgo.Opt{kgo.SeedBrokers(srv.seeds()...), kgo.DefaultProduceTopic(s.topic())}
+	opts := lim.producerOpts(srv, s.topic())
 	if s.Acks == "1" {
 		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
 	}
@@ -248,7 +268,7 @@ func runProduce(ctx context.Context, srv *server, s scenario, lim limits) (figur
 		}
 	}
 	if s.RF > 0 {
-		if err := warmPartitions(ctx, srv, s); err != nil {
+		if err := warmPartitions(ctx, srv, s, lim); err != nil {
 			return nil, err
 		}
 	}
@@ -314,9 +334,8 @@ func runProduce(ctx context.Context, srv *server, s scenario, lim limits) (figur
 // as long. kgo's default partitioner ignores Record.Partition, hence a
 // client with the manual partitioner. Its values are not the e2e
 // scenario's measured records (value[8] is a letter).
-func warmPartitions(ctx context.Context, srv *server, s scenario) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(srv.seeds()...), kgo.DefaultProduceTopic(s.topic()),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+func warmPartitions(ctx context.Context, srv *server, s scenario, lim limits) error {
+	cl, err := kgo.NewClient(append(lim.producerOpts(srv, s.topic()), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
 	if err != nil {
 		return err
 	}
@@ -416,7 +435,7 @@ func runE2E(ctx context.Context, srv *server, s scenario, lim limits) (figures, 
 		return nil, err
 	}
 	defer consumer.Close()
-	popts := []kgo.Opt{kgo.SeedBrokers(srv.seeds()...), kgo.DefaultProduceTopic(s.topic()), kgo.ProducerLinger(0)}
+	popts := append(lim.producerOpts(srv, s.topic()), kgo.ProducerLinger(0))
 	if tl != nil {
 		popts = append(popts, kgo.WithHooks(producerHooks{tl}))
 	}
@@ -476,7 +495,7 @@ func runE2E(ctx context.Context, srv *server, s scenario, lim limits) (figures, 
 	// Warm-up: one record per partition's worth, until the consumer sees
 	// them (its fetch sessions are then established).
 	if s.RF > 0 {
-		if err := warmPartitions(ctx, srv, s); err != nil {
+		if err := warmPartitions(ctx, srv, s, lim); err != nil {
 			return nil, err
 		}
 	}

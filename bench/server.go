@@ -165,7 +165,11 @@ func startServer(bins binaries, kind serverKind, tmp string) (*server, error) {
 	case "sluice":
 		args := []string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
 			"--data-dir", filepath.Join(dir, "data"), "--log-format", "json", "--log-level", "info",
-			"--set", "group.initial.rebalance.delay.ms=0"}
+			"--set", "group.initial.rebalance.delay.ms=0",
+			// A deleted scenario topic frees its page cache at once, as
+			// kfake's does: the next scenario then reuses those pages
+			// instead of touching new ones (BENCHMARKS.md, "Round 4").
+			"--set", "log.segment.delete.delay.ms=0"}
 		if kind.Mode == "pagecache" {
 			args = append(args, "--set", "log.write.caching=true")
 		}
