@@ -402,6 +402,7 @@ func (b *Broker) logConfig(overrides map[string]string) (log.Config, error) {
 		return f
 	}
 	cfg := log.Config{
+		Explicit:               true, // every field below is resolved: zero means zero
 		SegmentBytes:           i64("segment.bytes"),
 		SegmentMs:              i64("segment.ms"),
 		SegmentIndexBytes:      i32("segment.index.bytes"),
@@ -427,15 +428,6 @@ func (b *Broker) logConfig(overrides map[string]string) (log.Config, error) {
 	}
 	if _, ok := overrides["flush.ms"]; ok {
 		cfg.WriteCaching = true
-	}
-	// In log.Config zero means "default"; Kafka's retention.ms=0 and
-	// retention.bytes=0 mean "keep nothing but the active segment", which
-	// 1 expresses exactly.
-	if cfg.RetentionMs == 0 {
-		cfg.RetentionMs = 1
-	}
-	if cfg.RetentionBytes == 0 {
-		cfg.RetentionBytes = 1
 	}
 	if len(errs) > 0 {
 		return log.Config{}, errors.Join(errs...)

@@ -9,9 +9,17 @@ import (
 )
 
 // Config holds the per-topic settings of one partition log. Kafka's topic
-// config names are given; the zero value of every field means "use the
-// default" (Kafka's default unless noted).
+// config names are given; unless Explicit is set, the zero value of every
+// field means "use the default" (Kafka's default unless noted).
 type Config struct {
+	// Explicit says every field is as resolved by the caller (the broker,
+	// from the topic's configs and the broker defaults): zero means zero,
+	// as Kafka allows for retention.ms, retention.bytes,
+	// delete.retention.ms, index.interval.bytes and file.delete.delay.ms
+	// (retention.ms=0 empties a topic; file.delete.delay.ms=0 removes
+	// deleted files at once).
+	Explicit bool
+
 	SegmentBytes           int64   // segment.bytes; default 1 GiB; at most 2 GiB-1 (index positions are 32-bit)
 	SegmentMs              int64   // segment.ms; default 7 days
 	SegmentIndexBytes      int32   // segment.index.bytes; default 10 MiB (an index this full rolls the segment)
@@ -60,8 +68,12 @@ const (
 	minSegmentBytes = 14
 )
 
-// WithDefaults returns c with every zero field replaced by its default.
+// WithDefaults returns c with every zero field replaced by its default;
+// an Explicit config is returned as it is.
 func (c Config) WithDefaults() Config {
+	if c.Explicit {
+		return c
+	}
 	if c.SegmentBytes == 0 {
 		c.SegmentBytes = DefaultSegmentBytes
 	}
