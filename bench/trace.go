@@ -218,6 +218,10 @@ func (t *e2eTimeline) report(dir string, srv *server, s scenario, w io.Writer) e
 	e2e := func(i int) int64 { return t.poll[i] - t.send[i] }
 	slices.SortFunc(idx, func(a, b int) int { return int(e2e(a) - e2e(b)) })
 
+	// slowest returns the slowest fraction frac of the records (at least one).
+	slowest := func(frac float64) []int {
+		return idx[len(idx)-max(1, int(float64(len(idx))*frac+0.5)):]
+	}
 	ms := func(v int64) float64 { return float64(v) / 1e6 }
 	med := func(sel []int, f func(i int) int64) float64 {
 		v := make([]int64, len(sel))
@@ -238,12 +242,9 @@ func (t *e2eTimeline) report(dir string, srv *server, s scenario, w io.Writer) e
 	fmt.Fprintf(w, "timeline %s: %d records; %.0f%% sent within 20 µs of the previous one (sleep overshoot bursts); harness GC: %d cycles, pauses total %.2f ms\n",
 		name, len(idx), 100*float64(burst)/float64(len(t.send)-1), len(t.gcPauses), ms(sumPauses(t.gcPauses)))
 	fmt.Fprintf(w, "  %-12s %8s %9s %9s %9s %9s %9s %8s %8s\n", "records", "e2e ms", "late ms", "ack ms", "fetched", "ack→fetch", "fetch→poll", "fetch>ack", "in GC")
-	for _, part := range []struct {
-		label string
-		frac  float64
-	}{{"all", 1}, {"slowest 10%", 0.1}, {"slowest 1%", 0.01}, {"slowest 0.1%", 0.001}} {
-		n := max(1, int(float64(len(idx))*part.frac+0.5))
-		sel := idx[len(idx)-n:]
+	for _, part := range tailGroups {
+		sel := slowest(part.frac)
+		n := len(sel)
 		later, inGC := 0, 0
 		for _, i := range sel {
 			if t.buf[i]-t.ack[i] > 200e3 {
@@ -265,19 +266,8 @@ func (t *e2eTimeline) report(dir string, srv *server, s scenario, w io.Writer) e
 			100*float64(later)/float64(n), 100*float64(inGC)/float64(n))
 	}
 	fmt.Fprintf(w, "  %-12s %9s %9s %9s %9s %9s\n", "produce req", "send→wr", "wr wait", "write", "rd wait", "to read")
-	for _, part := range []struct {
-		label string
-		frac  float64
-	}{{"all", 1}, {"slowest 10%", 0.1}, {"slowest 1%", 0.01}, {"slowest 0.1%", 0.001}} {
-		n := max(1, int(float64(len(idx))*part.frac+0.5))
-		var sel []int
-		reqOf := map[int]produceReq{}
-		for _, i := range idx[len(idx)-n:] {
-			if q, ok := t.reqOf(i); ok {
-				sel = append(sel, i)
-				reqOf[i] = q
-			}
-		}
+	for _, part := range tailGroups {
+		sel, reqOf := carried(slowest(part.frac), t.reqOf)
 		if len(sel) == 0 {
 			continue
 		}
@@ -289,21 +279,12 @@ func (t *e2eTimeline) report(dir string, srv *server, s scenario, w io.Writer) e
 			med(sel, func(i int) int64 { return int64(reqOf[i].e2e.TimeToRead) }))
 	}
 	fmt.Fprintf(w, "  %-12s %9s %9s %9s %9s\n", "fetch req", "send→wr", "ack→wr", "wr→read", "asked late")
-	for _, part := range []struct {
-		label string
-		frac  float64
-	}{{"all", 1}, {"slowest 10%", 0.1}, {"slowest 1%", 0.01}, {"slowest 0.1%", 0.001}} {
-		n := max(1, int(float64(len(idx))*part.frac+0.5))
-		var sel []int
-		fetchOf := map[int]produceReq{}
+	for _, part := range tailGroups {
+		sel, fetchOf := carried(slowest(part.frac), t.fetchOf)
 		late := 0
-		for _, i := range idx[len(idx)-n:] {
-			if q, ok := t.fetchOf(i); ok {
-				sel = append(sel, i)
-				fetchOf[i] = q
-				if q.writeStart() > t.ack[i] {
-					late++
-				}
+		for _, i := range sel {
+			if fetchOf[i].writeStart() > t.ack[i] {
+				late++
 			}
 		}
 		if len(sel) == 0 {
@@ -317,6 +298,27 @@ func (t *e2eTimeline) report(dir string, srv *server, s scenario, w io.Writer) e
 	}
 	fmt.Fprintf(w, "  (medians within each group; late: send - pacing slot; ack: send → produce promise; fetched: send → consumer buffered it;\n   fetch>ack: buffered more than 0.2 ms after the ack; in GC: a harness GC pause ended while the record was in flight;\n   produce req: the Produce request that carried the record (kgo BrokerE2E): send→wr from Produce to the request's write,\n   wr wait: kgo's WriteWait, rd wait: waiting behind earlier in-flight responses, to read: the response's wait + read, i.e. broker + network + kgo's reader;\n   fetch req: the Fetch that returned the record: its write after the send and after the ack, write → response read, asked late: written after the ack)\n")
 	return nil
+}
+
+// tailGroups are the rows of the timeline's tables: every record, then the
+// slowest 10%, 1% and 0.1%.
+var tailGroups = []struct {
+	label string
+	frac  float64
+}{{"all", 1}, {"slowest 10%", 0.1}, {"slowest 1%", 0.01}, {"slowest 0.1%", 0.001}}
+
+// carried keeps the records of sel for which of finds the request that
+// carried them, and returns those requests by record.
+func carried(sel []int, of func(i int) (produceReq, bool)) ([]int, map[int]produceReq) {
+	var kept []int
+	reqs := map[int]produceReq{}
+	for _, i := range sel {
+		if q, ok := of(i); ok {
+			kept = append(kept, i)
+			reqs[i] = q
+		}
+	}
+	return kept, reqs
 }
 
 func sumPauses(p [][2]int64) int64 {
