@@ -66,6 +66,8 @@ type conn struct {
 	readStopOnce sync.Once
 	// hp parses request headers; it is the reader's (handleFrame's) alone.
 	hp protocol.HeaderParser
+	// bufs lends the reader pooled frame buffers (readPooledFrame).
+	bufs frameBufs
 }
 
 // pending is one request's response slot in the connection's ordered queue.
@@ -186,40 +188,49 @@ func putFrameBuf(b *[]byte) {
 	}
 }
 
-// readPooledFrame reads a frame of size bytes (its prefix already peeked
-// and checked) into pooled buffers: one of its class up to growFrom, and
-// beyond that a buffer four times as large each time the previous one has
-// filled. Memory follows the bytes received (at most 4× them, as
+// frameBufs lends protocol.ReadFrameInto pooled buffers for one Produce
+// or Fetch frame: one of the frame's class up to growFrom, and beyond that
+// a buffer four times as large each time the previous one has filled.
+// Memory follows the bytes received (at most 4× them, where
 // protocol.ReadFrame's doubling allows 2×), the bytes are copied at most
 // 1/3 more times, and a large Produce request costs no allocation: a
 // fresh 16 MiB frame per request meant page faults and GC work, 3–6 CPU-s
-// per GB produced on the benchmark VM. The caller returns body with
+// per GB produced on the benchmark VM. body is the buffer in use, for
 // putFrameBuf.
-func readPooledFrame(br *bufio.Reader, size int) (frame []byte, body *[]byte, err error) {
-	if _, err := br.Discard(4); err != nil {
+type frameBufs struct{ body *[]byte }
+
+// Grow implements protocol.Buffers.
+func (f *frameBufs) Grow(have []byte, size int) []byte {
+	want := min(size, growFrom)
+	if have != nil {
+		want = min(size, 4*cap(have))
+	}
+	next := getFrameBuf(want)
+	if next == nil { // above the largest class: readLoop reads those with ReadFrame
+		b := make([]byte, want)
+		next = &b
+	}
+	copy(*next, have)
+	if f.body != nil {
+		putFrameBuf(f.body)
+	}
+	f.body = next
+	return (*next)[:len(have)]
+}
+
+// readPooledFrame reads the next frame, at most the largest frame class,
+// into pooled buffers lent by bufs (reset here), and returns the frame and
+// its buffer, to go back with putFrameBuf.
+func readPooledFrame(br *bufio.Reader, limit int32, bufs *frameBufs) (frame []byte, body *[]byte, err error) {
+	bufs.body = nil
+	frame, err = protocol.ReadFrameInto(br, limit, bufs)
+	if err != nil {
+		if bufs.body != nil {
+			putFrameBuf(bufs.body)
+		}
 		return nil, nil, err
 	}
-	body = getFrameBuf(min(size, growFrom))
-	got := 0
-	for {
-		want := min(size, cap(*body))
-		m, err := io.ReadFull(br, (*body)[got:want])
-		got += m
-		if err != nil {
-			putFrameBuf(body)
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, nil, err
-		}
-		if got == size {
-			return (*body)[:size], body, nil
-		}
-		next := getFrameBuf(min(size, 4*cap(*body)))
-		copy(*next, (*body)[:got])
-		putFrameBuf(body)
-		body = next
-	}
+	return frame, bufs.body, nil
 }
 
 // peekFrame reads ahead the size prefix and api key of the next frame.
@@ -261,7 +272,7 @@ func (c *conn) readLoop(ctx context.Context) error {
 		var frame []byte
 		var err error
 		if key, size, ok := peekFrame(br, c.b.set.maxRequestSize); ok && (key == produceKey || key == fetchKey) && size <= frameClasses[len(frameClasses)-1] {
-			frame, body, err = readPooledFrame(br, size)
+			frame, body, err = readPooledFrame(br, c.b.set.maxRequestSize, &c.bufs)
 		} else {
 			frame, err = protocol.ReadFrame(br, c.b.set.maxRequestSize, nil)
 		}

@@ -27,7 +27,7 @@ func TestReadPooledFrame(t *testing.T) {
 	for _, n := range []int{8, 4 << 10, growFrom - 1, growFrom, growFrom + 1, 5<<20 + 3, 16 << 20} {
 		in := frameBytes(n)
 		br := bufio.NewReaderSize(bytes.NewReader(in), readAheadSize)
-		frame, body, err := readPooledFrame(br, n)
+		frame, body, err := readPooledFrame(br, 0, &frameBufs{})
 		if err != nil {
 			t.Fatalf("%d bytes: %v", n, err)
 		}
@@ -51,7 +51,7 @@ func TestReadPooledFrame(t *testing.T) {
 	for _, cut := range []int{0, 100, growFrom + 10, 3 << 20} {
 		in := frameBytes(4 << 20)[:4+cut]
 		br := bufio.NewReaderSize(bytes.NewReader(in), readAheadSize)
-		if _, _, err := readPooledFrame(br, 4<<20); !errors.Is(err, io.ErrUnexpectedEOF) {
+		if _, _, err := readPooledFrame(br, 0, &frameBufs{}); !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Fatalf("frame cut after %d bytes: %v, want io.ErrUnexpectedEOF", cut, err)
 		}
 	}
@@ -64,10 +64,11 @@ func TestReadPooledFrameAllocs(t *testing.T) {
 	in := frameBytes(n)
 	r := bytes.NewReader(in)
 	br := bufio.NewReaderSize(r, readAheadSize)
+	var bufs frameBufs
 	read := func() {
 		r.Reset(in)
 		br.Reset(r)
-		_, body, err := readPooledFrame(br, n)
+		_, body, err := readPooledFrame(br, 0, &bufs)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -46,6 +46,26 @@ var (
 // A clean end of stream before the first byte of the prefix returns io.EOF;
 // a stream that ends inside a frame returns io.ErrUnexpectedEOF.
 func ReadFrame(r io.Reader, limit int32, buf []byte) ([]byte, error) {
+	return readFrame(r, limit, buf, nil)
+}
+
+// Buffers supplies the buffers ReadFrameInto reads a frame into.
+type Buffers interface {
+	// Grow returns a buffer holding have (its length is len(have), its
+	// first bytes have's) with a capacity above len(have), for a frame
+	// of size bytes; have is nil on the first call. ReadFrameInto calls
+	// it only once have is full, so memory follows the bytes received as
+	// far as Grow's steps do.
+	Grow(have []byte, size int) []byte
+}
+
+// ReadFrameInto is ReadFrame with the frame's buffers from bufs (pooled
+// ones, say). The size checks and errors are ReadFrame's.
+func ReadFrameInto(r io.Reader, limit int32, bufs Buffers) ([]byte, error) {
+	return readFrame(r, limit, nil, bufs)
+}
+
+func readFrame(r io.Reader, limit int32, buf []byte, bufs Buffers) ([]byte, error) {
 	if limit <= 0 {
 		limit = DefaultMaxFrameSize
 	}
@@ -65,28 +85,30 @@ func ReadFrame(r io.Reader, limit int32, buf []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d", ErrBadFrameSize, size)
 	}
 	n := int(size)
-	if cap(buf) >= n {
-		buf = buf[:n]
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return nil, unexpectedEOF(err)
+	var cur []byte // what has been read so far
+	for len(cur) < n {
+		if len(cur) == cap(cur) {
+			switch {
+			case bufs != nil:
+				cur = bufs.Grow(cur, n)
+				if cap(cur) == len(cur) {
+					return nil, errors.New("protocol: Buffers.Grow did not grow the buffer")
+				}
+			case cur == nil && cap(buf) >= n:
+				cur = buf[:0]
+			default:
+				grown := make([]byte, len(cur), min(n, max(frameGrowStep, 2*len(cur))))
+				copy(grown, cur)
+				cur = grown
+			}
 		}
-		return buf, nil
-	}
-	buf = make([]byte, min(n, frameGrowStep))
-	got := 0
-	for {
-		m, err := io.ReadFull(r, buf[got:])
-		got += m
+		m, err := io.ReadFull(r, cur[len(cur):min(n, cap(cur))])
+		cur = cur[:len(cur)+m]
 		if err != nil {
 			return nil, unexpectedEOF(err)
 		}
-		if got == n {
-			return buf, nil
-		}
-		grown := make([]byte, min(n, 2*len(buf)))
-		copy(grown, buf)
-		buf = grown
 	}
+	return cur, nil
 }
 
 func unexpectedEOF(err error) error {
